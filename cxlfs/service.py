@@ -1,0 +1,180 @@
+"""The daemon: one mount, its FUSE session, the control socket and the uevent fan-out (trio)."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
+import trio
+
+from .core.kernel import Kernel
+from .core.uevent import Uevent
+from .fuse.adapter import SysfsFS
+from .fuse.session import Session, fuse_unmount, fusermount
+
+
+def runtime_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    path = Path(base) / "cxlfs" if base else Path(f"/tmp/.cxlfs-{os.getuid()}")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def socket_path(mountpoint: str) -> Path:
+    """Where the daemon serving ``mountpoint`` listens (a path, so it survives netns changes)."""
+    key = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
+    return runtime_dir() / f"{key}.sock"
+
+
+def uevent_json(ev: Uevent) -> dict:
+    return {"seqnum": ev.seqnum, "action": ev.action, "devpath": ev.devpath,
+            "subsystem": ev.subsystem, "properties": ev.as_dict()}
+
+
+class Daemon:
+    def __init__(self, kernel: Kernel, mountpoint: str, *, strict_open: bool = False,
+                 allow_other: bool | None = None):
+        self.kernel = kernel
+        self.mountpoint = os.path.realpath(mountpoint)
+        if allow_other is None:
+            allow_other = os.getuid() == 0 or _user_allow_other()
+        uid, gid = (0, 0) if os.getuid() == 0 else (os.getuid(), os.getgid())
+        self.fs = SysfsFS(kernel, uid=uid, gid=gid, strict_open=strict_open,
+                          on_change=self.after_change)
+        self.options = ",".join(["rw", "nosuid", "nodev", "noatime", "default_permissions",
+                                 "fsname=cxlfs", "subtype=cxlfs"] + (["allow_other"] if allow_other else []))
+        self.subscribers: list[trio.MemorySendChannel] = []
+        self.session: Session | None = None
+        self.sock_path = socket_path(self.mountpoint)
+        self.backlog: list[Uevent] = []
+
+    # called by the adapter after each request that may have changed the model
+    def after_change(self) -> None:
+        if not self.kernel.uevents:
+            return
+        events = self.kernel.drain_uevents()
+        for chan in list(self.subscribers):
+            for ev in events:
+                try:
+                    chan.send_nowait(ev)
+                except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.subscribers.remove(chan)
+                    break
+
+    async def apply_model_change(self) -> None:
+        """For changes made outside a FUSE request (control socket): invalidate, then publish."""
+        await self.session.notify(self.fs.collect_invalidations())
+        self.after_change()
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        fd, helper = fusermount(self.mountpoint, self.options)
+        self.session = Session(fd, self.fs)
+        self.fs.session = self.session
+        self.kernel.drain_uevents()      # boot-time events: nobody was listening yet
+        self.kernel.tree.changes.drain()
+        try:
+            async with trio.open_nursery() as nursery:
+                async def serve(task_status=trio.TASK_STATUS_IGNORED):
+                    await self.session.serve(task_status=task_status)
+                    nursery.cancel_scope.cancel()     # unmounted
+                await nursery.start(serve)
+                await nursery.start(self._control_server)
+                nursery.start_soon(self._signals, nursery)
+                # the kernel sent INIT at mount time; one stat proves requests are answered
+                await trio.to_thread.run_sync(os.stat, self.mountpoint)
+                task_status.started(self)
+        finally:
+            self.session.close()
+            helper.close()
+            try:
+                self.sock_path.unlink()
+            except FileNotFoundError:
+                pass
+
+    async def _signals(self, nursery: trio.Nursery) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for _ in signals:
+                await trio.to_thread.run_sync(fuse_unmount, self.mountpoint)
+                nursery.cancel_scope.cancel()
+                return
+
+    # ==== control socket =========================================================================
+    async def _control_server(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            self.sock_path.unlink()
+        except FileNotFoundError:
+            pass
+        listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await listener.bind(str(self.sock_path))
+        os.chmod(self.sock_path, 0o600)
+        listener.listen(16)
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            while True:
+                conn, _ = await listener.accept()
+                nursery.start_soon(self._client, trio.SocketStream(conn))
+
+    async def _client(self, stream: trio.SocketStream) -> None:
+        from .control import handle_command   # the command table lives next to its docs
+        buf = b""
+        try:
+            async for chunk in stream:
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    try:
+                        request = json.loads(line)
+                    except ValueError:
+                        await _send(stream, {"error": "bad json"})
+                        continue
+                    if request.get("cmd") == "monitor":
+                        await self._monitor(stream)
+                        return
+                    reply = await handle_command(self, request)
+                    await _send(stream, reply)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await stream.aclose()
+
+    async def _monitor(self, stream: trio.SocketStream) -> None:
+        send, receive = trio.open_memory_channel(100000)
+        self.subscribers.append(send)
+        await _send(stream, {"ok": True})
+        try:
+            async with receive:
+                async for ev in receive:
+                    await _send(stream, uevent_json(ev))
+        finally:
+            if send in self.subscribers:
+                self.subscribers.remove(send)
+
+
+async def _send(stream: trio.SocketStream, obj) -> None:
+    await stream.send_all(json.dumps(obj).encode() + b"\n")
+
+
+def _user_allow_other() -> bool:
+    try:
+        return any(line.strip() == "user_allow_other" for line in open("/etc/fuse.conf"))
+    except OSError:
+        return False
+
+
+def serve_forever(kernel: Kernel, mountpoint: str, *, ready_fd: int | None = None, **kw) -> None:
+    """Run the daemon in this process until unmounted; write b'ok' to ready_fd once mounted."""
+    async def main():
+        daemon = Daemon(kernel, mountpoint, **kw)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            if ready_fd is not None:
+                os.write(ready_fd, b"ok\n")
+                os.close(ready_fd)
+    try:
+        trio.run(main)
+    except OSError as e:
+        if e.errno != errno.ENODEV:
+            raise
