@@ -15,11 +15,17 @@ async def handle_command(daemon: "Daemon", request: dict) -> dict:
     if cmd == "dmesg":
         since = int(request.get("since", 0))
         lines = kernel.log.since(since)
-        return {"ok": True, "lines": [[l.seq, l.format()] for l in lines]}
+        return {"ok": True, "lines": [[line.seq, line.level, line.format()] for line in lines]}
     if cmd == "stats":
         return {"ok": True, "stats": dict(daemon.fs.stats, requests=daemon.session.requests,
                                           cached_pages=len(daemon.fs.served),
                                           known_inodes=len(daemon.fs.nodes))}
+    if cmd == "devtmpfs":
+        try:
+            count = daemon.devtmpfs.attach(request["path"])
+        except OSError as e:
+            return {"error": str(e)}
+        return {"ok": True, "nodes": count}
     hook = COMMANDS.get(cmd)
     if hook is None:
         return {"error": f"unknown command {cmd!r}"}

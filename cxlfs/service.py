@@ -12,6 +12,7 @@ import trio
 
 from .core.kernel import Kernel
 from .core.uevent import Uevent
+from .devtmpfs import Devtmpfs
 from .fuse.adapter import SysfsFS
 from .fuse.session import Session, fuse_unmount, fusermount
 
@@ -49,13 +50,14 @@ class Daemon:
         self.subscribers: list[trio.MemorySendChannel] = []
         self.session: Session | None = None
         self.sock_path = socket_path(self.mountpoint)
-        self.backlog: list[Uevent] = []
+        self.devtmpfs = Devtmpfs(kernel)
 
     # called by the adapter after each request that may have changed the model
     def after_change(self) -> None:
         if not self.kernel.uevents:
             return
         events = self.kernel.drain_uevents()
+        self.devtmpfs.on_uevents(events)
         for chan in list(self.subscribers):
             for ev in events:
                 try:

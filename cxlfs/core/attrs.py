@@ -96,11 +96,16 @@ class SysfsObject:
     """Anything with attribute files.  Assigning a public field marks the object changed."""
 
     sysfs_attributes: dict[str, Attribute] = {}
+    hidden_attributes: tuple[str, ...] = ()   # inherited files this type does not have
     _changes = None   # the Tree's Changes, set when the object is registered
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        merged = dict(cls.sysfs_attributes)
+        merged: dict[str, Attribute] = {}
+        for base in reversed(cls.__mro__[1:]):
+            merged.update(vars(base).get("sysfs_attributes", {}))
+        for name in cls.hidden_attributes:
+            merged.pop(name, None)
         for key, value in list(vars(cls).items()):
             if isinstance(value, Attribute):
                 merged.pop(value.path, None)

@@ -126,6 +126,7 @@ class Kernel:
         self.system = self.devices.mkdir("system")
         self.virtual = self.devices.mkdir("virtual")
         self.hooks_after_write: list = []
+        self.work: deque = deque()          # the workqueue: runs before a write returns
 
     # ==== registration ============================================================================
     def register(self, obj: SysfsObject, kdir: KDir) -> KDir:
@@ -394,8 +395,26 @@ class Kernel:
             self.settle()
         return len(data) if ret is None else ret
 
+    def defer(self, fn) -> None:
+        """queue_work(): run ``fn`` once the current operation is done (before it returns)."""
+        self.work.append(fn)
+
+    def run_work(self) -> None:
+        while self.work:
+            fn = self.work.popleft()
+            try:
+                fn()
+            except KernelError as e:
+                self.log.emit("err", f"workqueue: {e}")
+            except Exception:
+                self._bug("deferred work")
+
+    def platform_device(self, name: str) -> Device:
+        return self.buses["platform"].devices[name]
+
     def settle(self) -> None:
-        """After every store: re-evaluate is_visible() on devices whose state changed."""
+        """After every store: run queued work, re-evaluate is_visible() on changed devices."""
+        self.run_work()
         for obj in list(self.tree.changes.dirty):
             if isinstance(obj, Device) and obj.registered and obj.has_dynamic_attributes():
                 obj.sync_attributes()

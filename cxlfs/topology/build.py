@@ -1,0 +1,110 @@
+"""Boot: turn a Topology into a Kernel with every driver bound as after a real boot."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.kernel import Kernel
+from ..core.platform import PlatformBus
+from ..cxl.acpi import CXLAcpiDriver
+from ..cxl.bus import CXLBus
+from ..cxl.core import CXLCore, CXLMemDriver, CXLPortDriver, NvdimmBridgeDriver, NvdimmDriver
+from ..cxl.platform import (CXLMockMemDriver, CXLRootDevice, HostBridgeDevice, MockMemDevice,
+                            RootPortDevice, SwitchDportDevice, SwitchUportDevice, split_name)
+from ..cxl.region import CXLPmemRegionDriver, CXLRegionDriver, add_pmem_region
+from .spec import Topology, TopologyError
+
+# modules libkmod may ask about: each gets /sys/module/<name>/initstate = live
+MODULES = ("cxl_core", "cxl_acpi", "cxl_port", "cxl_mem", "cxl_pmem", "cxl_mock", "cxl_test",
+           "cxl_mock_mem", "libnvdimm")
+
+
+@dataclass
+class Majors:
+    cxl: int
+    dax: int
+
+
+def free_char_majors(count: int = 2) -> list[int]:
+    """Dynamic char majors the host does not use, so /dev nodes never alias a real driver."""
+    used = set()
+    try:
+        section = None
+        for line in open("/proc/devices"):
+            line = line.strip()
+            if line.endswith("devices:"):
+                section = line
+            elif line and section and section.startswith("Character"):
+                used.add(int(line.split()[0]))
+    except OSError:
+        pass
+    free = [m for m in range(254, 233, -1) if m not in used]
+    if len(free) < count:
+        free += [m for m in range(511, 383, -1) if m not in used]
+    return free[:count]
+
+
+def build(topo: Topology, majors: Majors | None = None) -> Kernel:
+    if majors is None:
+        cxl_major, dax_major = free_char_majors(2)
+        majors = Majors(cxl_major, dax_major)
+    kernel = Kernel()
+    kernel.topology = topo
+    kernel.majors = majors
+    kernel.bus_register(PlatformBus(kernel))
+    kernel.bus_register(CXLBus(kernel))
+    kernel.cxl = CXLCore(kernel, topo, majors.cxl)
+    kernel.cxl.region_backends = {"pmem": add_pmem_region}
+    for name in MODULES:
+        kernel.module(name)
+    # cxl_core registers cxl_region first; the rest in module load order
+    for drv in (CXLRegionDriver, CXLPortDriver, CXLMemDriver, NvdimmBridgeDriver, NvdimmDriver,
+                CXLPmemRegionDriver):
+        kernel.driver_register(drv(kernel))
+    add_platform_devices(kernel, topo)
+    kernel.driver_register(CXLAcpiDriver(kernel))
+    kernel.driver_register(CXLMockMemDriver(kernel))
+    kernel.settle()
+    return kernel
+
+
+def add_platform_devices(kernel: Kernel, topo: Topology) -> None:
+    if topo.provider != "cxl_test":
+        raise TopologyError(f"topology.provider: '{topo.provider}' is not implemented yet")
+    platform = kernel.platform
+    by_name: dict = {}
+
+    def add(dev):
+        kernel.device_add(dev)
+        by_name[dev.name] = dev
+        return dev
+
+    for h in topo.host_bridges:
+        base, pid = split_name(h.name)
+        hb = add(HostBridgeDevice(kernel, base, pid, platform, uid=h.uid, rch=h.rch,
+                                  nr_decoders=h.nr_decoders, nr_targets=h.nr_targets))
+        kernel.cxl.host_bridge_devs.append(hb)
+    for rp in topo.root_ports:
+        base, pid = split_name(rp.name)
+        hb = by_name[rp.host_bridge]
+        hb.dport_devs.append(add(RootPortDevice(kernel, base, pid, hb, port_number=rp.id)))
+    pending = list(topo.switches)
+    while pending:
+        progressed = False
+        for sw in list(pending):
+            parent = by_name.get(sw.parent)
+            if parent is None:
+                continue
+            base, pid = split_name(sw.name)
+            uport = add(SwitchUportDevice(kernel, base, pid, parent, nr_decoders=sw.nr_decoders,
+                                          nr_targets=sw.nr_targets))
+            for dname, did in sw.dports:
+                dbase, dpid = split_name(dname)
+                uport.dport_devs.append(add(SwitchDportDevice(kernel, dbase, dpid, uport, port_number=did)))
+            pending.remove(sw)
+            progressed = True
+        if not progressed:
+            raise TopologyError(f"switch: cannot place '{pending[0].name}' (parent loop?)")
+    add(CXLRootDevice(kernel, "cxl_acpi", 0, platform))
+    for m in topo.memdevs:
+        base, pid = split_name(m.name)
+        add(MockMemDevice(kernel, base, pid, by_name[m.attach], spec=m, numa_node=m.numa_node))
