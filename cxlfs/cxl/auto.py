@@ -164,6 +164,6 @@ def discover_endpoint(cxl: "CXLCore", endpoint: "CXLPort") -> None:
             continue
         if region.state == State.ACTIVE:
             region.state = State.COMMIT
-            region.log("info", f"{region.name}: auto-assembled from {', '.join(t.name for t in region.attached())}")
+            region.log("info", f"auto-assembled from {', '.join(t.name for t in region.attached())}")
             kernel.defer(lambda r=region: kernel.device_attach(r))
 

@@ -11,11 +11,16 @@ from ..cxl.core import CXLCore, CXLMemDriver, CXLPortDriver, NvdimmBridgeDriver,
 from ..cxl.platform import (CXLMockMemDriver, CXLRootDevice, HostBridgeDevice, MockMemDevice,
                             RootPortDevice, SwitchDportDevice, SwitchUportDevice, split_name)
 from ..cxl.region import CXLPmemRegionDriver, CXLRegionDriver, add_pmem_region
+from ..dax.bus import DaxBus, DeviceDaxDriver
+from ..dax.cxl import CxlDaxRegionDriver, add_dax_region
+from ..dax.kmem import KmemDriver
+from ..mm.memory import MemoryBus, MemoryHotplug, register_module_params
+from ..mm.node import MemoryTierBus, NodeBus, NodeSubsys
 from .spec import Topology, TopologyError
 
 # modules libkmod may ask about: each gets /sys/module/<name>/initstate = live
 MODULES = ("cxl_core", "cxl_acpi", "cxl_port", "cxl_mem", "cxl_pmem", "cxl_mock", "cxl_test",
-           "cxl_mock_mem", "libnvdimm")
+           "cxl_mock_mem", "libnvdimm", "dax", "dax_cxl", "dax_hmem", "device_dax", "kmem")
 
 
 @dataclass
@@ -50,21 +55,42 @@ def build(topo: Topology, majors: Majors | None = None) -> Kernel:
     kernel = Kernel()
     kernel.topology = topo
     kernel.majors = majors
-    kernel.bus_register(PlatformBus(kernel))
-    kernel.bus_register(CXLBus(kernel))
+    for bus in (PlatformBus, CXLBus, MemoryBus, NodeBus, MemoryTierBus, DaxBus):
+        kernel.bus_register(bus(kernel))
+    boot_memory(kernel, topo)
     kernel.cxl = CXLCore(kernel, topo, majors.cxl)
-    kernel.cxl.region_backends = {"pmem": add_pmem_region}
+    kernel.cxl.region_backends = {"ram": add_dax_region, "pmem": add_pmem_region}
     for name in MODULES:
         kernel.module(name)
+    for drv in (DeviceDaxDriver, KmemDriver):
+        kernel.driver_register(drv(kernel))
     # cxl_core registers cxl_region first; the rest in module load order
     for drv in (CXLRegionDriver, CXLPortDriver, CXLMemDriver, NvdimmBridgeDriver, NvdimmDriver,
-                CXLPmemRegionDriver):
+                CXLPmemRegionDriver, CxlDaxRegionDriver):
         kernel.driver_register(drv(kernel))
     add_platform_devices(kernel, topo)
     kernel.driver_register(CXLAcpiDriver(kernel))
     kernel.driver_register(CXLMockMemDriver(kernel))
     kernel.settle()
     return kernel
+
+
+def boot_memory(kernel: Kernel, topo: Topology) -> None:
+    """DRAM nodes as the firmware reported them: online blocks, CPUs, memory tier 4."""
+    mm = kernel.mm = MemoryHotplug(kernel, topo.block_size, topo.auto_online_blocks, topo.memmap_on_memory)
+    register_module_params(kernel, mm.policy)
+    cpus, next_cpu = {}, 0
+    for n in topo.nodes:
+        cpus[n.id] = list(range(next_cpu, next_cpu + n.cpus))
+        next_cpu += n.cpus
+    nodes = NodeSubsys(kernel, mm, cpus, possible=topo.window_nodes())
+    start = 0
+    for n in topo.nodes:
+        nodes.try_online_node(n.id)
+        if n.memory:
+            size = n.memory // topo.block_size * topo.block_size
+            mm.add_boot_memory(n.id, start, size)
+            start += size
 
 
 def add_platform_devices(kernel: Kernel, topo: Topology) -> None:
