@@ -92,7 +92,28 @@ class _Attr:
 attr = _Attr()
 
 
-class SysfsObject:
+class _Namespace(dict):
+    """Class-body namespace that refuses a file declaration and a method/property sharing a
+    name: the declaration leaves the namespace, so the other would silently vanish."""
+
+    def __setitem__(self, key, value):
+        old = self.get(key)
+        if old is not None and isinstance(old, Attribute) != isinstance(value, Attribute) and \
+                not key.startswith("__"):
+            raise TypeError(f"'{key}' is both a sysfs attribute and a class member; rename the member")
+        super().__setitem__(key, value)
+
+
+class _SysfsMeta(type):
+    @classmethod
+    def __prepare__(mcls, name, bases, **kw):
+        return _Namespace()
+
+    def __new__(mcls, name, bases, ns, **kw):
+        return super().__new__(mcls, name, bases, dict(ns), **kw)
+
+
+class SysfsObject(metaclass=_SysfsMeta):
     """Anything with attribute files.  Assigning a public field marks the object changed."""
 
     sysfs_attributes: dict[str, Attribute] = {}

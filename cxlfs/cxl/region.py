@@ -78,7 +78,7 @@ class Region(CXLDevice):
         return self.kernel.cxl.regions
 
     @property
-    def locked(self) -> bool:
+    def is_locked(self) -> bool:
         return self.cxlrd.locked or any(t is not None and t.locked for t in self.targets)
 
     def attached(self) -> list[EndpointDecoder]:
@@ -176,7 +176,7 @@ class Region(CXLDevice):
 
     @attr.ro
     def locked(self) -> str:
-        return "1\n" if self.locked else "0\n"
+        return "1\n" if self.is_locked else "0\n"
 
     def show_target(self, pos: int) -> str:
         t = self.targets[pos]
@@ -295,7 +295,7 @@ class Regions:
         """Unregistration: detach every target, free the HPA, give the id back."""
         for pos in range(MAX_TARGETS):
             if region.targets[pos] is not None:
-                self._detach(region, pos, hw_reset=not region.locked)
+                self._detach(region, pos, hw_reset=not region.is_locked)
         region.hpa_start, region.hpa_size = None, 0
         cxlrd, ida = region.cxlrd, self.cxl.memregion_ida
         if not cxlrd.dead and region.id < cxlrd.region_id:
@@ -527,13 +527,13 @@ class Regions:
     def detach_position(self, region: Region, pos: int) -> None:
         if region.targets[pos] is None:
             return
-        self._detach(region, pos, hw_reset=not region.locked)
+        self._detach(region, pos, hw_reset=not region.is_locked)
 
     def detach_decoder(self, cxled: EndpointDecoder) -> None:
         """An endpoint decoder is going away (memdev disabled): its region loses the target."""
         region = cxled.region
         if region is not None and not region.dead:
-            self._detach(region, cxled.pos, hw_reset=not region.locked)
+            self._detach(region, cxled.pos, hw_reset=not region.is_locked)
 
     def _detach(self, region: Region, pos: int, hw_reset: bool) -> None:
         cxled = region.targets[pos]
@@ -609,7 +609,7 @@ class Regions:
         region.state = State.COMMIT
 
     def decommit(self, region: Region) -> None:
-        if region.locked:
+        if region.is_locked:
             raise region.dbg("region is locked", errno.EPERM)
         if region.driver is not None:
             self.kernel.release_driver(region)
