@@ -108,7 +108,7 @@ def cmd_exec(args) -> int:
         if args.udev_rules:
             from .ns.udev import run_with_udev
             return run_with_udev(args.mountpoint, argv, args.udev_rules, keep_caps=args.keep_caps)
-        return run(args.mountpoint, argv, keep_caps=args.keep_caps)
+        return run(args.mountpoint, argv, keep_caps=args.keep_caps, pin=not args.no_pin)
     except ExecError as e:
         print(f"cxlfs exec: {e}", file=sys.stderr)
         return 126
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("mountpoint")
     p.add_argument("--udev-rules", default=None, help="run systemd-udevd with only the rules in DIR")
     p.add_argument("--keep-caps", action="store_true", help="keep CAP_DAC_OVERRIDE (root then bypasses modes)")
+    p.add_argument("--no-pin", action="store_true", help="do not run the command on the daemon's CPU")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_exec)
 

@@ -11,7 +11,8 @@ async def handle_command(daemon: "Daemon", request: dict) -> dict:
     cmd = request.get("cmd")
     kernel = daemon.kernel
     if cmd == "ping":
-        return {"ok": True, "pid": __import__("os").getpid(), "mountpoint": daemon.mountpoint}
+        return {"ok": True, "pid": __import__("os").getpid(), "mountpoint": daemon.mountpoint,
+                "cpu": daemon.cpu}
     if cmd == "dmesg":
         since = int(request.get("since", 0))
         lines = kernel.log.since(since)
@@ -19,7 +20,8 @@ async def handle_command(daemon: "Daemon", request: dict) -> dict:
     if cmd == "stats":
         return {"ok": True, "stats": dict(daemon.fs.stats, requests=daemon.session.requests,
                                           cached_pages=len(daemon.fs.served),
-                                          known_inodes=len(daemon.fs.nodes))}
+                                          known_inodes=len(daemon.fs.nodes)),
+                "per_op": {str(k): [n, round(t, 6)] for k, (n, t) in daemon.session.per_op.items()}}
     if cmd == "devtmpfs":
         try:
             count = daemon.devtmpfs.attach(request["path"])

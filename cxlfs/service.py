@@ -72,6 +72,11 @@ class Daemon:
         self.after_change()
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # A FUSE round trip between two CPUs costs ~140 us on small VMs (a cross-CPU wakeup
+        # each way), on one CPU ~20 us: the daemon stays on one CPU and `cxlfs exec` puts
+        # its command on the same one (see docs/design.md, "Latency").
+        self.cpu = max(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {self.cpu})
         fd, helper = fusermount(self.mountpoint, self.options)
         self.session = Session(fd, self.fs)
         self.fs.session = self.session

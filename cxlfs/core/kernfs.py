@@ -37,7 +37,7 @@ class Changes:
 
 
 class KNode:
-    __slots__ = ("id", "name", "parent", "alive", "seq", "__weakref__")
+    __slots__ = ("id", "name", "parent", "alive", "seq", "entry", "__weakref__")
 
     def __init__(self, tree: "Tree", name: str):
         self.id = next(tree.ids)
@@ -45,6 +45,7 @@ class KNode:
         self.parent: KDir | None = None
         self.alive = True
         self.seq = 0
+        self.entry: bytes | None = None     # the FUSE adapter's packed entry (immutable per node)
 
     def path(self) -> str:
         parts = []
@@ -87,7 +88,14 @@ class KDir(KNode):
         if self._children is None:
             self._children = {}
             populate, self.populate = self.populate, None
+            # building a directory on first look is not a change anybody could have cached
+            changes = self.tree.changes
+            was_changed = self in changes.dirs
             populate(self)
+            if not was_changed:
+                changes.dirs.discard(self)
+                for child in self._children.values():
+                    changes.dirs.discard(child)
         return self._children
 
     def get(self, name: str) -> KNode | None:
@@ -160,15 +168,19 @@ class KAttr(KNode):
 
 
 class KLink(KNode):
-    __slots__ = ("target",)
+    __slots__ = ("target", "_text")
 
     def __init__(self, tree: "Tree", name: str, target: KNode):
         super().__init__(tree, name)
         self.target = target
+        self._text: str | None = None
 
     def text(self) -> str:
-        """The relative path the kernel prints (sysfs_do_create_link / kernfs_get_target_path)."""
-        return relative_path(self.parent, self.target)
+        """The relative path the kernel prints (sysfs_do_create_link / kernfs_get_target_path).
+        Nodes never move, so it is computed once."""
+        if self._text is None:
+            self._text = relative_path(self.parent, self.target)
+        return self._text
 
 
 def relative_path(from_dir: KNode, target: KNode) -> str:

@@ -5,7 +5,10 @@ import errno
 import os
 import shutil
 import socket
+import queue
 import subprocess
+import threading
+import time
 from typing import Awaitable, Callable, Protocol
 
 import trio
@@ -81,6 +84,9 @@ class Session:
         self.handler = handler
         self.nursery: trio.Nursery | None = None
         self.requests = 0
+        self.per_op: dict[int, list] = {}      # opcode -> [count, seconds in the handler]
+        self._notifier: threading.Thread | None = None
+        self._queue: queue.SimpleQueue | None = None
 
     def send(self, data: bytes) -> None:
         try:
@@ -96,6 +102,23 @@ class Session:
             return 0
         except OSError as e:
             return e.errno  # ENOENT: the kernel does not know the inode/entry: nothing cached
+
+    def notify_later(self, messages: list[bytes]) -> None:
+        """Fire and forget, in order, from one long-lived thread (the written file's own page:
+        its lock is released only once we have answered the write)."""
+        if self._notifier is None:
+            self._queue = queue.SimpleQueue()
+            self._notifier = threading.Thread(target=self._notify_loop, name="fuse-notify", daemon=True)
+            self._notifier.start()
+        for m in messages:
+            self._queue.put(m)
+
+    def _notify_loop(self) -> None:
+        while True:
+            m = self._queue.get()
+            if m is None:
+                return
+            self._notify_blocking(m)
 
     async def notify(self, messages: list[bytes]) -> None:
         """Send notifications from one worker thread and wait until the kernel applied them."""
@@ -130,11 +153,16 @@ class Session:
 
     def dispatch(self, req: P.Request) -> None:
         self.requests += 1
+        t0 = time.perf_counter()
         try:
             result = self.handler.handle(req)
         except FuseError as e:
             self.send(P.reply(req.unique, error=e.errno))
             return
+        finally:
+            acc = self.per_op.setdefault(req.opcode, [0, 0.0])
+            acc[0] += 1
+            acc[1] += time.perf_counter() - t0
         if result is None:          # FORGET and friends: no reply
             return
         if isinstance(result, (bytes, bytearray)):
@@ -151,6 +179,8 @@ class Session:
             self.send(P.reply(unique, data))
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
         try:
             os.close(self.fd)
         except OSError:

@@ -231,8 +231,9 @@ class NodeSubsys(SysfsObject):
     def memory_changed(self, nid: int) -> None:
         """Recompute N_MEMORY / N_NORMAL_MEMORY for the node and its memory tier."""
         zones = self.zones(nid)
-        has = any(zones.pages(z) for z in ("DMA", "DMA32", "Normal", "Movable"))
-        normal = any(zones.pages(z) for z in KERNEL_ZONES)
+        z = zones.zones
+        normal = bool(z["DMA"].blocks or z["DMA32"].blocks or z["Normal"].blocks)
+        has = normal or bool(z["Movable"].blocks)
         changed = (nid in self.has_memory) != has or (nid in self.has_normal) != normal
         (self.has_memory.add if has else self.has_memory.discard)(nid)
         (self.has_normal.add if normal else self.has_normal.discard)(nid)

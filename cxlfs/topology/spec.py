@@ -350,7 +350,7 @@ def load(source: str | None = None) -> Topology:
     if source is None:
         source = "cxl_test"
     path = Path(source)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         try:
             text = path.read_text()
         except OSError as e:
