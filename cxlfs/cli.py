@@ -15,19 +15,25 @@ def _build(args):
     from .topology.build import build
     from .topology.spec import load
     topo = load(args.topology)
-    apply_options(topo, args.option or [])
-    kernel = build(topo)
-    if getattr(args, "abi", None):
-        from .abi.profiles import apply_profile
-        apply_profile(kernel, args.abi, dict(o.split("=", 1) for o in args.option or [] if "=" in o))
-    return kernel
+    options = parse_options(args.option or [])
+    apply_options(topo, options)
+    return build(topo, profile=args.abi or "mainline", options=options)
 
 
-def apply_options(topo, options: list[str]) -> None:
+def parse_options(raw: list[str]) -> dict[str, str]:
+    out = {}
+    for opt in raw:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise ValueError(f"-o {opt}: expected key=value")
+        out[key] = value
+    return out
+
+
+def apply_options(topo, options: dict[str, str]) -> None:
     """-o key=value: topology fields that are handy to override on the command line."""
     from .topology.spec import TopologyError, parse_size
-    for opt in options:
-        key, _, value = opt.partition("=")
+    for key, value in options.items():
         if key == "block_size":
             topo.block_size = parse_size(value, "-o block_size")
         elif key == "auto_online_blocks":
@@ -43,9 +49,12 @@ def cmd_mount(args) -> int:
         print(f"cxlfs mount: {args.mountpoint}: no such directory", file=sys.stderr)
         return 1
     try:
+        from .abi.profiles import get_profile
         from .topology.spec import load
-        load(args.topology)        # validate before forking, so errors reach the user
-    except TopologyError as e:
+        options = parse_options(args.option or [])
+        apply_options(load(args.topology), options)   # validate before forking: errors reach the user
+        get_profile(args.abi or "mainline").parse_options(options)
+    except (TopologyError, ValueError) as e:
         print(f"cxlfs mount: {e}", file=sys.stderr)
         return 1
     if args.foreground:

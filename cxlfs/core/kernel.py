@@ -126,6 +126,7 @@ class Kernel:
         self.system = self.devices.mkdir("system")
         self.virtual = self.devices.mkdir("virtual")
         self.hooks_after_write: list = []
+        self.features: set[str] = set()     # behaviour switches set by ABI profiles
         self.work: deque = deque()          # the workqueue: runs before a write returns
 
     # ==== registration ============================================================================

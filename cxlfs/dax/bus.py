@@ -93,6 +93,9 @@ class DaxRegion(SysfsObject):
 
     def create_device(self, size: int = 0, *, memmap_on_memory: bool = False) -> "DevDax":
         dev = DevDax(self.kernel, self, self.ida.alloc(), memmap_on_memory=memmap_on_memory)
+        if "dax_online_type_at_creation" in self.kernel.features:
+            # [PATCH 3/9] creators record the system default when they create the device
+            dev.online_type = self.kernel.mm.policy.default_online_type
         if size:
             dev.ranges = [(self.start, size)]
         self.devices.append(dev)

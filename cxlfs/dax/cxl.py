@@ -15,11 +15,12 @@ class CxlDaxRegion(CXLDevice):
     devtype = "cxl_dax_region"
     cxl_id = CXL_DEVICE_DAX_REGION
 
-    def __init__(self, kernel, region, parent=None):
+    def __init__(self, kernel, region, parent=None, *, kmem: bool = True, online_type: int | None = None):
         super().__init__(kernel, f"dax_region{region.id}", parent or region)
         self.region = region
         self.dax_region: DaxRegion | None = None
-        self.online_type = None        # proposals: passed to the dev_dax kmem will bind
+        self.kmem = kmem                  # IORESOURCE_DAX_KMEM: its devices default to kmem
+        self.online_type = online_type    # proposals: an explicit type for kmem (None: default)
 
 
 for _a in dax_region_group(visible=lambda dev: dev.driver is not None):
@@ -27,7 +28,7 @@ for _a in dax_region_group(visible=lambda dev: dev.driver is not None):
 
 
 def add_dax_region(region) -> None:
-    """cxl_region probe for RAM: memory the firmware already onlined stays System RAM."""
+    """dax_regionN (cxl_dax_region) under the region; nothing if the range is already System RAM."""
     mm = region.kernel.mm
     if mm.busy_system_ram(region.hpa_start, region.hpa_size):
         region.log("debug", f"{region.name}: range already System RAM, no dax region")
@@ -48,10 +49,11 @@ class CxlDaxRegionDriver(CXLDriver):
         region = dev.region
         nid = region.cxlrd.target_node
         dax_region = DaxRegion(kernel, region.id, region.hpa_start, region.hpa_size, align=SZ_2M,
-                               target_node=nid, kmem=True, owner=dev)
+                               target_node=nid, kmem=dev.kmem, owner=dev)
         dev.dax_region = dax_region
         dev.devm(lambda: setattr(dev, "dax_region", None))
         dev_dax = dax_region.create_device(region.hpa_size, memmap_on_memory=True)
-        dev_dax.online_type = dev.online_type
+        if dev.online_type is not None:
+            dev_dax.online_type = dev.online_type
         dev.devm_add_child(dev_dax)
         dev.devm(lambda: [kernel.device_unregister(d) for d in list(dax_region.devices)])

@@ -23,7 +23,10 @@ class KmemDriver(DaxDriver):
     type = "kmem"
 
     def resolve_online_type(self, dev: DevDax) -> int:
-        """Mainline samples the system default (auto_online_blocks) at probe time."""
+        """The device's own online type if a creator set one (proposals), else the system
+        default (auto_online_blocks) sampled now, at probe time, as mainline does."""
+        if dev.online_type is not None:
+            return dev.online_type
         return self.kernel.mm.policy.default_online_type
 
     def probe(self, dev: DevDax) -> None:

@@ -18,6 +18,10 @@ from ..mm.memory import MemoryBus, MemoryHotplug, register_module_params
 from ..mm.node import MemoryTierBus, NodeBus, NodeSubsys
 from .spec import Topology, TopologyError
 
+# cxl_core registers cxl_region first; the rest in module load order
+MAINLINE_CXL_DRIVERS = (CXLRegionDriver, CXLPortDriver, CXLMemDriver, NvdimmBridgeDriver, NvdimmDriver,
+                        CXLPmemRegionDriver, CxlDaxRegionDriver)
+
 # modules libkmod may ask about: each gets /sys/module/<name>/initstate = live
 MODULES = ("cxl_core", "cxl_acpi", "cxl_port", "cxl_mem", "cxl_pmem", "cxl_mock", "cxl_test",
            "cxl_mock_mem", "libnvdimm", "dax", "dax_cxl", "dax_hmem", "device_dax", "kmem")
@@ -48,13 +52,18 @@ def free_char_majors(count: int = 2) -> list[int]:
     return free[:count]
 
 
-def build(topo: Topology, majors: Majors | None = None) -> Kernel:
+def build(topo: Topology, majors: Majors | None = None, profile: str = "mainline",
+          options: dict[str, str] | None = None) -> Kernel:
+    """Boot ``topo`` under an ABI profile (see cxlfs.abi.profiles)."""
+    from ..abi.profiles import get_profile
+    prof = get_profile(profile)
     if majors is None:
         cxl_major, dax_major = free_char_majors(2)
         majors = Majors(cxl_major, dax_major)
     kernel = Kernel()
     kernel.topology = topo
     kernel.majors = majors
+    kernel.profile = prof
     for bus in (PlatformBus, CXLBus, MemoryBus, NodeBus, MemoryTierBus, DaxBus):
         kernel.bus_register(bus(kernel))
     boot_memory(kernel, topo)
@@ -62,11 +71,10 @@ def build(topo: Topology, majors: Majors | None = None) -> Kernel:
     kernel.cxl.region_backends = {"ram": add_dax_region, "pmem": add_pmem_region}
     for name in MODULES:
         kernel.module(name)
+    prof.setup(kernel, prof.parse_options(options or {}))
     for drv in (DeviceDaxDriver, KmemDriver):
         kernel.driver_register(drv(kernel))
-    # cxl_core registers cxl_region first; the rest in module load order
-    for drv in (CXLRegionDriver, CXLPortDriver, CXLMemDriver, NvdimmBridgeDriver, NvdimmDriver,
-                CXLPmemRegionDriver, CxlDaxRegionDriver):
+    for drv in prof.cxl_drivers(MAINLINE_CXL_DRIVERS):
         kernel.driver_register(drv(kernel))
     add_platform_devices(kernel, topo)
     kernel.driver_register(CXLAcpiDriver(kernel))
