@@ -111,12 +111,11 @@ def cmd_umount(args) -> int:
 def cmd_exec(args) -> int:
     from .ns.runner import ExecError, run
     argv = args.command
-    if argv and argv[0] == "--":
-        argv = argv[1:]
     try:
         if args.udev_rules:
             from .ns.udev import run_with_udev
-            return run_with_udev(args.mountpoint, argv, args.udev_rules, keep_caps=args.keep_caps)
+            return run_with_udev(args.mountpoint, argv, args.udev_rules, keep_caps=args.keep_caps,
+                                 pin=not args.no_pin, settle_writes=args.settle_writes)
         return run(args.mountpoint, argv, keep_caps=args.keep_caps, pin=not args.no_pin)
     except ExecError as e:
         print(f"cxlfs exec: {e}", file=sys.stderr)
@@ -246,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--udev-rules", default=None, help="run systemd-udevd with only the rules in DIR")
     p.add_argument("--keep-caps", action="store_true", help="keep CAP_DAC_OVERRIDE (root then bypasses modes)")
     p.add_argument("--no-pin", action="store_true", help="do not run the command on the daemon's CPU")
-    p.add_argument("command", nargs=argparse.REMAINDER)
-    p.set_defaults(fn=cmd_exec)
+    p.add_argument("--settle-writes", action="store_true",
+                   help="with --udev-rules: a write returns only after udevd processed its uevents")
+    p.set_defaults(fn=cmd_exec, command=[])
 
     p = sub.add_parser("dmesg", help="print the kernel log of a mount")
     p.add_argument("mountpoint")
@@ -281,8 +281,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("b", nargs="?")
     p.set_defaults(fn=cmd_abi)
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if argv and argv[0] == "exec":
+        argv, command = split_exec(argv)
     args = parser.parse_args(argv)
+    if command is not None:
+        args.command = command
     return args.fn(args)
+
+
+EXEC_VALUE_OPTIONS = ("--udev-rules",)
+
+
+def split_exec(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`exec MNT [opts] -- CMD...` or `exec [opts] MNT CMD...`: split off the command."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token in EXEC_VALUE_OPTIONS:
+            i += 2
+        elif token.startswith("-"):
+            i += 1
+        else:
+            return argv[:i + 1], argv[i + 1:]
+    return argv, []
 
 
 if __name__ == "__main__":

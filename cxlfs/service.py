@@ -47,24 +47,41 @@ class Daemon:
                           on_change=self.after_change)
         self.options = ",".join(["rw", "nosuid", "nodev", "noatime", "default_permissions",
                                  "fsname=cxlfs", "subtype=cxlfs"] + (["allow_other"] if allow_other else []))
-        self.subscribers: list[trio.MemorySendChannel] = []
+        self.subscribers: list[Subscriber] = []
         self.session: Session | None = None
         self.sock_path = socket_path(self.mountpoint)
         self.devtmpfs = Devtmpfs(kernel)
 
     # called by the adapter after each request that may have changed the model
-    def after_change(self) -> None:
+    def after_change(self, writer_pid: int = 0):
+        """Publish new uevents (devtmpfs first, synchronously, as device_add does).  Returns
+        an awaitable when a subscriber asked to hold writes until it has handled them --
+        except writes by udevd itself: its event could not finish before its write does."""
         if not self.kernel.uevents:
-            return
+            return None
         events = self.kernel.drain_uevents()
         self.devtmpfs.on_uevents(events)
-        for chan in list(self.subscribers):
+        holders = []
+        for sub in list(self.subscribers):
             for ev in events:
                 try:
-                    chan.send_nowait(ev)
+                    sub.chan.send_nowait(ev)
                 except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.subscribers.remove(chan)
+                    self.subscribers.remove(sub)
                     break
+            else:
+                if sub.ack:
+                    holders.append(sub)
+        if not holders or _is_udevd(writer_pid):
+            return None
+        return self._wait_acked(holders, events[-1].seqnum)
+
+    async def _wait_acked(self, holders: list["Subscriber"], seqnum: int) -> None:
+        with trio.move_on_after(15):
+            for sub in holders:
+                while sub.acked < seqnum and sub in self.subscribers:
+                    sub.progress = trio.Event()
+                    await sub.progress.wait()
 
     async def apply_model_change(self) -> None:
         """For changes made outside a FUSE request (control socket): invalidate, then publish."""
@@ -138,7 +155,7 @@ class Daemon:
                         await _send(stream, {"error": "bad json"})
                         continue
                     if request.get("cmd") == "monitor":
-                        await self._monitor(stream)
+                        await self._monitor(stream, bool(request.get("ack")))
                         return
                     reply = await handle_command(self, request)
                     await _send(stream, reply)
@@ -147,17 +164,54 @@ class Daemon:
         finally:
             await stream.aclose()
 
-    async def _monitor(self, stream: trio.SocketStream) -> None:
+    async def _monitor(self, stream: trio.SocketStream, ack: bool) -> None:
         send, receive = trio.open_memory_channel(100000)
-        self.subscribers.append(send)
+        sub = Subscriber(send, ack)
+        self.subscribers.append(sub)
         await _send(stream, {"ok": True})
+
+        async def read_acks() -> None:
+            buf = b""
+            async for chunk in stream:
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    try:
+                        sub.acked = max(sub.acked, int(json.loads(line)["ack"]))
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    sub.progress.set()
+            nursery.cancel_scope.cancel()
+
         try:
-            async with receive:
-                async for ev in receive:
-                    await _send(stream, uevent_json(ev))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_acks)
+                async with receive:
+                    async for ev in receive:
+                        await _send(stream, uevent_json(ev))
         finally:
-            if send in self.subscribers:
-                self.subscribers.remove(send)
+            if sub in self.subscribers:
+                self.subscribers.remove(sub)
+            sub.progress.set()
+
+
+def _is_udevd(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return False
+    return comm in ("systemd-udevd", "(udev-worker)", "udevd") or comm.startswith("udev")
+
+
+class Subscriber:
+    """A uevent listener; with ``ack`` the writes causing its events wait for its acks."""
+
+    def __init__(self, chan: trio.MemorySendChannel, ack: bool):
+        self.chan = chan
+        self.ack = ack
+        self.acked = 0
+        self.progress = trio.Event()
 
 
 async def _send(stream: trio.SocketStream, obj) -> None:

@@ -214,16 +214,17 @@ class SysfsFS:
         self.served.pop(node.id, None)
         if own_cached:
             self.session.notify_later([P.notify_inval_inode(node.id)])
-        if self.on_change is not None:
-            self.on_change()
-        if not messages:
+        held = self.on_change(req.pid) if self.on_change is not None else None
+        if not messages and held is None:
             if error:
                 raise FuseError(error)
             return P.WRITE_OUT.pack(written, 0)
-        return self._write_done(messages, written, error)
+        return self._write_done(messages, written, error, held)
 
-    async def _write_done(self, messages, written, error) -> bytes:
+    async def _write_done(self, messages, written, error, held) -> bytes:
         await self.session.notify(messages)
+        if held is not None:
+            await held
         if error:
             raise FuseError(error)
         return P.WRITE_OUT.pack(written, 0)
