@@ -39,5 +39,47 @@ async def handle_command(daemon: "Daemon", request: dict) -> dict:
     return reply
 
 
-# subsystems register further commands here (fault injection lives with what it breaks)
-COMMANDS: dict = {}
+def fault(kernel, request: dict) -> dict:
+    """offline-busy [memoryN]: offlining fails (EBUSY, as with unmovable pages);
+    probe-fail DRIVER: the driver's next probes fail with --errno; clear; list."""
+    import errno as errno_mod
+    action = request.get("action")
+    target = request.get("target") or ""
+    count = int(request.get("count", -1))
+    name = str(request.get("errno") or "EBUSY").upper()
+    err = getattr(errno_mod, name, None) if not name.isdigit() else int(name)
+    if err is None:
+        raise ValueError(f"unknown errno {name}")
+    mm = kernel.mm
+    if action == "offline-busy":
+        if target:
+            if not target.startswith("memory") or not target[6:].isdigit():
+                raise ValueError(f"{target}: expected memoryN")
+            key = int(target[6:])
+            if key not in mm.blocks:
+                raise ValueError(f"{target}: no such memory block")
+        else:
+            key = None
+        mm.offline_faults[key] = [err, count]
+    elif action == "probe-fail":
+        if not target:
+            raise ValueError("probe-fail needs a driver name")
+        known = {d for bus in kernel.buses.values() for d in bus.drivers}
+        if target not in known:
+            raise ValueError(f"{target}: no such driver (known: {', '.join(sorted(known))})")
+        kernel.probe_faults[target] = [err, count]
+    elif action == "clear":
+        mm.offline_faults.clear()
+        kernel.probe_faults.clear()
+    elif action != "list":
+        raise ValueError(f"unknown fault action {action!r}")
+    names = {v: k for k, v in vars(errno_mod).items() if k.startswith("E") and isinstance(v, int)}
+    faults = [{"kind": "offline-busy", "target": f"memory{k}" if k is not None else "all",
+               "errno": names.get(e, e), "count": c} for k, (e, c) in mm.offline_faults.items()]
+    faults += [{"kind": "probe-fail", "target": d, "errno": names.get(e, e), "count": c}
+               for d, (e, c) in kernel.probe_faults.items()]
+    return {"ok": True, "faults": faults}
+
+
+# commands that change the model (their invalidations are sent before the reply)
+COMMANDS: dict = {"fault": fault}

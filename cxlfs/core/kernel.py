@@ -127,6 +127,7 @@ class Kernel:
         self.virtual = self.devices.mkdir("virtual")
         self.hooks_after_write: list = []
         self.features: set[str] = set()     # behaviour switches set by ABI profiles
+        self.probe_faults: dict[str, list] = {}   # driver name -> [errno, remaining count (-1: always)]
         self.work: deque = deque()          # the workqueue: runs before a write returns
 
     # ==== registration ============================================================================
@@ -251,6 +252,7 @@ class Kernel:
         dev.driver = drv
         self._driver_links(dev, drv, add=True)
         try:
+            self._probe_fault(drv)
             bus.probe(dev, drv)
         except KernelError as e:
             dev.release_devres()
@@ -270,6 +272,15 @@ class Kernel:
                     (dev.kdir.mkdir(a.group) if a.group else dev.kdir).add(KAttr(self.tree, a, dev, mode))
         self.log.emit("debug", f"{drv.name} {dev.name}: bound to driver {drv.name}")
         self.uevent(dev, "bind")
+
+    def _probe_fault(self, drv: Driver) -> None:
+        """`cxlfs fault MNT probe-fail DRIVER --errno E`: the next probes fail with E."""
+        fault = self.probe_faults.get(drv.name)
+        if fault is None or fault[1] == 0:
+            return
+        if fault[1] > 0:
+            fault[1] -= 1
+        raise KernelError(fault[0], "injected probe failure")
 
     def _driver_links(self, dev: Device, drv: Driver, add: bool) -> None:
         if add:

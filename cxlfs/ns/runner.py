@@ -53,6 +53,22 @@ def check_mount(mountpoint: str) -> tuple[os.stat_result, dict]:
     return os.stat(mountpoint), reply
 
 
+def enter_user_namespace() -> None:
+    """Become root of a new user namespace mapped to the caller's uid and gid."""
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        sc.unshare(sc.CLONE_NEWUSER)
+    except OSError as e:
+        raise ExecError(f"cannot create a user namespace ({e.strerror}); run as root, or allow "
+                        "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)") from None
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+
+
 def pin_to_daemon(daemon: dict) -> None:
     """Share the daemon's CPU: FUSE round trips then skip the cross-CPU wakeups."""
     cpu = daemon.get("cpu")
@@ -94,10 +110,10 @@ def setup_namespace(mountpoint: str, mount_st: os.stat_result) -> None:
 
 
 def run(mountpoint: str, argv: list[str], *, keep_caps: bool = False, pin: bool = True) -> int:
-    """Run argv with the mount as /sys; returns its exit status."""
-    if os.geteuid() != 0:
-        from .userns import run_unprivileged
-        return run_unprivileged(mountpoint, argv, keep_caps=keep_caps)
+    """Run argv with the mount as /sys; returns its exit status.  Without root the mount
+    namespace is owned by a new user namespace where the caller is root (if the kernel
+    allows unprivileged user namespaces); /dev nodes are then placeholder files."""
+    unprivileged = os.geteuid() != 0
     mountpoint = os.path.realpath(mountpoint)
     mount_st, daemon = check_mount(mountpoint)
     if not argv:
@@ -108,6 +124,8 @@ def run(mountpoint: str, argv: list[str], *, keep_caps: bool = False, pin: bool 
         os.close(ready_r)
         try:
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if unprivileged:
+                enter_user_namespace()
             sc.unshare(sc.CLONE_NEWNS)
             setup_namespace(mountpoint, mount_st)
         except Exception as e:     # report and die: never exec with the host's /sys
