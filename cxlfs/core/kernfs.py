@@ -37,7 +37,7 @@ class Changes:
 
 
 class KNode:
-    __slots__ = ("id", "name", "parent", "alive", "seq", "entry", "__weakref__")
+    __slots__ = ("id", "name", "parent", "alive", "seq", "entry", "dirent", "__weakref__")
 
     def __init__(self, tree: "Tree", name: str):
         self.id = next(tree.ids)
@@ -46,6 +46,7 @@ class KNode:
         self.alive = True
         self.seq = 0
         self.entry: bytes | None = None     # the FUSE adapter's packed entry (immutable per node)
+        self.dirent: bytes | None = None    # ... and its readdir record
 
     def path(self) -> str:
         parts = []
@@ -138,9 +139,10 @@ class KDir(KNode):
         if self._order is None:
             self._order = sorted(self.children.values(), key=lambda n: n.seq)
             self._seqs = [n.seq for n in self._order]
-        start = bisect.bisect_right(self._seqs, after_seq)
-        for node in self._order[start:]:
-            if not (isinstance(node, KDir) and node.hidden):
+        order = self._order
+        for i in range(bisect.bisect_right(self._seqs, after_seq), len(order)):
+            node = order[i]
+            if not (node.__class__ is KDir and node.hidden):
                 yield node
 
     def walk(self, relpath: str) -> KNode | None:

@@ -83,8 +83,20 @@ class SysfsFS:
         self.nlookup[node.id] = self.nlookup.get(node.id, 0) + 1
         entry = node.entry
         if entry is None:       # a node's type, mode and size never change: pack once
-            entry = node.entry = P.entry_out(self.attr_of(node), FOREVER, FOREVER)
+            entry = node.entry = self.pack_entry(node)
         return entry
+
+    def pack_entry(self, node: KNode) -> bytes:
+        cls = node.__class__
+        if cls is KAttr:
+            mode, size, nlink = stat.S_IFREG | node.mode, 4096, 1
+        elif cls is KDir:
+            mode, size, nlink = stat.S_IFDIR | 0o755, 0, 2
+        else:
+            a = self.attr_of(node)
+            return P.entry_out(a, FOREVER, FOREVER)
+        return P.entry_out_fields(node.id, mode, size, nlink, self.uid, self.gid, 0, self.mtime,
+                                  int(FOREVER))
 
     def node(self, nodeid: int) -> KNode:
         node = self.nodes.get(nodeid)
@@ -236,28 +248,32 @@ class SysfsFS:
             raise FuseError(errno.ENOTDIR)
         out: list[bytes] = []
         used = 0
-
-        def put(raw: bytes) -> bool:
-            nonlocal used
+        for name, target, offset in ((b".", node, 1), (b"..", node.parent or node, 2)):
+            if off < offset:
+                raw = self._dirent(target, name, offset, plus, dot=True)
+                if used + len(raw) > size:
+                    return b"".join(out)
+                out.append(raw)
+                used += len(raw)
+        # 64Ki-entry directories: each child's record is packed once and kept on the node
+        nodes, nlookup = self.nodes, self.nlookup
+        for child in node.listing(max(off - 2, 0)):
+            raw = child.dirent
+            if raw is None:
+                raw = child.dirent = self._dirent(child, child.name.encode("utf-8", "surrogateescape"),
+                                                  child.seq + 2, False)
+            if plus:
+                entry = child.entry
+                if entry is None:
+                    entry = child.entry = self.pack_entry(child)
+                raw = entry + raw
             if used + len(raw) > size:
-                return False
+                break
+            if plus:
+                nodes[child.id] = child
+                nlookup[child.id] = nlookup.get(child.id, 0) + 1
             out.append(raw)
             used += len(raw)
-            return True
-
-        if off < 1:
-            if not put(self._dirent(node, b".", 1, plus, dot=True)):
-                return b""
-        if off < 2:
-            parent = node.parent or node
-            if not put(self._dirent(parent, b"..", 2, plus, dot=True)):
-                return b"".join(out)
-        for child in node.listing(max(off - 2, 0)):
-            raw = self._dirent(child, child.name.encode("utf-8", "surrogateescape"), child.seq + 2, plus)
-            if not put(raw):
-                if plus:   # not sent: undo the lookup count taken for it
-                    self._forget(child.id, 1)
-                break
         return b"".join(out)
 
     def _dirent(self, node: KNode, name: bytes, offset: int, plus: bool, dot: bool = False) -> bytes:
@@ -266,7 +282,7 @@ class SysfsFS:
         if not plus:
             return P.dirent(node.id, offset, name, dtype)
         # "." and ".." are not instantiated by the kernel: no lookup count for them
-        entry = P.entry_out(self.attr_of(node), FOREVER, FOREVER) if dot else self.entry(node)
+        entry = P.entry_out(self.attr_of(node), FOREVER, FOREVER)
         return P.direntplus(entry, node.id, offset, name, dtype)
 
     def do_readdirplus(self, req: P.Request) -> bytes:
