@@ -353,3 +353,17 @@ def test_disable_port_without_force_is_refused(fresh_mount):
     assert proc.returncode != 0
     assert "state" not in ports(fresh_mount)["port2"]
     assert "mem1" in memdevs(fresh_mount)
+
+
+def test_disable_enable_region_member_memdev(fresh_mount):
+    """mem0 carries region0: disabling it tears the region's decode down; the memdev and its
+    endpoint come back on enable (the region itself is not asserted here)."""
+    mnt = fresh_mount
+    cxl(mnt, "disable-memdev", "-f", "mem0")
+    assert memdevs(mnt, "-i")["mem0"]["state"] == "disabled"
+    assert "mem0" not in endpoints_by_memdev(mnt, "-i")
+    cxl(mnt, "enable-memdev", "mem0")
+    mems = memdevs(mnt)
+    assert "mem0" in mems and "state" not in mems["mem0"]
+    assert "mem0" in endpoints_by_memdev(mnt)
+    assert len(memdevs(mnt)) == 11

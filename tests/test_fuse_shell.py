@@ -320,7 +320,7 @@ def test_written_bytes_are_never_read_back(fresh_mount):
 @pytest.mark.parametrize("attr,data,expect", [
     ("bus/cxl/drivers_autoprobe", b"1" * 4096, "1\n"),
     ("bus/cxl/devices/decoder0.1/create_ram_region", b"region1\n" + b"\0" * 4088, "region7\n"),
-])
+], ids=["drivers_autoprobe", "create_ram_region"])
 def test_page_sized_first_write_is_not_read_back(fresh_mount, attr, data, expect):
     f = f"{fresh_mount}/{attr}"
     assert write(f, data) == 4096
@@ -331,6 +331,66 @@ def test_partial_reads_are_slices_of_one_show(mounted):
     f = f"{mounted}/bus/cxl/devices/mem0/firmware_version"
     p = bash(f"dd if={f} bs=1 2>/dev/null; head -c 4 {f}")
     assert p.stdout == "mock fw v1 \nmock"
+
+
+def test_truncate_is_accepted_and_ignored(mounted):
+    f = f"{mounted}/bus/cxl/drivers_autoprobe"
+    os.truncate(f, 0)
+    assert os.stat(f).st_size == 4096
+    assert read(f) == "1\n"
+
+
+def _namespace_op(mnt: str, op: str):
+    d = f"{mnt}/bus/cxl"
+    if op == "create":
+        os.close(os.open(f"{d}/newfile", os.O_WRONLY | os.O_CREAT, 0o644))
+    elif op == "mkdir":
+        os.mkdir(f"{d}/newdir")
+    elif op == "unlink":
+        os.unlink(f"{d}/flush")
+    elif op == "rmdir":
+        os.rmdir(f"{d}/drivers")
+    elif op == "symlink":
+        os.symlink("flush", f"{d}/newlink")
+    elif op == "rename":
+        os.rename(f"{d}/flush", f"{d}/flush2")
+    elif op == "link":
+        os.link(f"{d}/flush", f"{d}/flush2")
+    elif op == "mknod":
+        os.mknod(f"{d}/node", 0o600 | stat.S_IFIFO)
+
+
+@pytest.mark.xfail(reason="BUG: creating/removing/renaming entries on the mount fails with ENOSYS "
+                          "('Function not implemented'); kernfs fails create with EACCES and "
+                          "mkdir/rmdir/unlink/symlink/rename/mknod with EPERM", strict=True)
+@pytest.mark.parametrize("op,err", [("create", errno.EACCES), ("mkdir", errno.EPERM),
+                                    ("unlink", errno.EPERM), ("rmdir", errno.EPERM),
+                                    ("symlink", errno.EPERM), ("rename", errno.EPERM),
+                                    ("mknod", errno.EPERM)])
+def test_namespace_changes_fail_like_kernfs(mounted, op, err):
+    with pytest.raises(OSError) as excinfo:
+        _namespace_op(mounted, op)
+    assert excinfo.value.errno == err
+
+
+@pytest.mark.parametrize("op", ["create", "mkdir", "unlink", "rmdir", "symlink", "rename", "link",
+                                "mknod"])
+def test_namespace_changes_fail(mounted, op):
+    with pytest.raises(OSError):
+        _namespace_op(mounted, op)
+    assert os.path.exists(f"{mounted}/bus/cxl/flush")
+    assert sorted(os.listdir(f"{mounted}/bus/cxl")) == ["devices", "drivers", "drivers_autoprobe",
+                                                       "drivers_probe", "flush", "uevent"]
+
+
+@pytest.mark.xfail(reason="BUG: chmod/chown on the mount succeed but are silently ignored; "
+                          "kernfs_iop_setattr stores mode and owner (stat shows them)", strict=True)
+def test_chmod_chown_apply_like_kernfs(fresh_mount):
+    f = f"{fresh_mount}/bus/cxl/devices/mem0/serial"
+    os.chmod(f, 0o400)
+    os.chown(f, NOBODY, NOBODY)
+    st = os.stat(f)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o400, NOBODY, NOBODY)
 
 
 def test_dev_nodes_in_exec(mounted):
