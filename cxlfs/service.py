@@ -62,6 +62,7 @@ class Daemon:
         events = self.kernel.drain_uevents()
         self.devtmpfs.on_uevents(events)
         holders = []
+        from_udevd = None
         for sub in list(self.subscribers):
             for ev in events:
                 try:
@@ -70,9 +71,15 @@ class Daemon:
                     self.subscribers.remove(sub)
                     break
             else:
-                if sub.ack:
+                if sub.ack == "processed":
+                    # udevd's own writes cannot wait for udevd to finish the event they are part of
+                    if from_udevd is None:
+                        from_udevd = _is_udevd(writer_pid)
+                    if not from_udevd:
+                        holders.append(sub)
+                elif sub.ack:
                     holders.append(sub)
-        if not holders or _is_udevd(writer_pid):
+        if not holders:
             return None
         return self._wait_acked(holders, events[-1].seqnum)
 
@@ -155,7 +162,8 @@ class Daemon:
                         await _send(stream, {"error": "bad json"})
                         continue
                     if request.get("cmd") == "monitor":
-                        await self._monitor(stream, bool(request.get("ack")))
+                        ack = request.get("ack")
+                        await self._monitor(stream, ack if ack in ("injected", "processed") else None)
                         return
                     reply = await handle_command(self, request)
                     await _send(stream, reply)
@@ -164,7 +172,7 @@ class Daemon:
         finally:
             await stream.aclose()
 
-    async def _monitor(self, stream: trio.SocketStream, ack: bool) -> None:
+    async def _monitor(self, stream: trio.SocketStream, ack: str | None) -> None:
         send, receive = trio.open_memory_channel(100000)
         sub = Subscriber(send, ack)
         self.subscribers.append(sub)
@@ -205,9 +213,11 @@ def _is_udevd(pid: int) -> bool:
 
 
 class Subscriber:
-    """A uevent listener; with ``ack`` the writes causing its events wait for its acks."""
+    """A uevent listener.  With ``ack`` ("injected": the event is in the namespace's netlink
+    sockets, as the kernel's would be before write() returns; "processed": udevd is done
+    with it) the writes causing its events wait for its acknowledgements."""
 
-    def __init__(self, chan: trio.MemorySendChannel, ack: bool):
+    def __init__(self, chan: trio.MemorySendChannel, ack: str | None):
         self.chan = chan
         self.ack = ack
         self.acked = 0

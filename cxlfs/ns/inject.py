@@ -43,11 +43,12 @@ class Injector:
         return -struct.unpack_from("=i", ack, NLMSG_HDR.size)[0]
 
 
-def follow(control_path: str, on_event, *, ack: bool = False, ready: threading.Event | None = None) -> None:
+def follow(control_path: str, on_event, *, ack: str | None = None,
+           ready: threading.Event | None = None) -> None:
     """Subscribe to a daemon's uevents and hand each to ``on_event`` (blocking, until EOF).
 
-    With ``ack``, every event batch is acknowledged once ``on_event`` returned for it, and
-    the daemon holds the write that caused it until then (``cxlfs exec --settle-writes``).
+    With ``ack`` ("injected" or "processed") every event is acknowledged once ``on_event``
+    returned for it, and the daemon holds the write that caused it until then.
     """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(control_path)

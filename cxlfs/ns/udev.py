@@ -131,7 +131,10 @@ def _pid1(argv, udevd, ctl, daemon, keep_caps, pin, settle_writes) -> int:
         else:
             injector.inject(event)
 
-    t = threading.Thread(target=_follow_quietly, args=(ctl, deliver, settle_writes, ready), daemon=True)
+    # the event reaches the namespace's netlink sockets before the write that caused it
+    # returns (as in the kernel), so `udevadm settle` after a write sees it
+    ack = "processed" if settle_writes else "injected"
+    t = threading.Thread(target=_follow_quietly, args=(ctl, deliver, ack, ready), daemon=True)
     t.start()
     ready.wait(5)
     if not keep_caps:
