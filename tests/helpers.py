@@ -206,6 +206,27 @@ def sh(mnt: str, script: str, **kw) -> subprocess.CompletedProcess:
     return run_in(mnt, "bash", "-c", script, **kw)
 
 
+def run_batch(mnt: str, commands: list[list[str]], timeout: float = EXEC_TIMEOUT
+              ) -> list[subprocess.CompletedProcess]:
+    """Run several commands one after the other in a single ``cxlfs exec`` (one namespace
+    setup instead of one per command); one CompletedProcess (text) per command."""
+    import shlex
+    with tempfile.TemporaryDirectory(prefix="cxlfs-batch-") as tmp:
+        lines = ["cd /"]
+        for i, argv in enumerate(commands):
+            lines.append(f"{shlex.join(argv)} >{tmp}/{i}.out 2>{tmp}/{i}.err; echo $? >{tmp}/{i}.rc")
+        proc = run_in(mnt, "bash", "-c", "\n".join(lines), timeout=timeout)
+        out = []
+        for i, argv in enumerate(commands):
+            try:
+                rc = int(open(f"{tmp}/{i}.rc").read())
+            except (OSError, ValueError):
+                raise AssertionError(f"batch stopped before {argv}: {proc.stderr}") from None
+            out.append(subprocess.CompletedProcess(argv, rc, open(f"{tmp}/{i}.out").read(),
+                                                   open(f"{tmp}/{i}.err").read()))
+        return out
+
+
 def cxl(mnt: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """A ``cxl`` subcommand inside the namespace."""
     return run_in(mnt, "cxl", *args, check=check)

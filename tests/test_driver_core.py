@@ -325,3 +325,26 @@ def test_kernel_path_helpers_follow_directory_links(kernel):
     assert kernel.cat("/bus/cxl/devices/mem0/serial") == "0x1\n"
     assert "serial" in kernel.ls("/bus/cxl/devices/mem0")
     assert kernel.readlink("/bus/cxl/devices/mem0/subsystem").endswith("bus/cxl")
+
+
+# ---- probe errors (fault injection) -------------------------------------------------------------------------
+
+EPROBE_DEFER = 517
+
+
+@pytest.mark.parametrize("err,seen", [(EPROBE_DEFER, errno.EAGAIN), (errno.ENOMEM, errno.ENOMEM),
+                                      (errno.ENXIO, errno.ENXIO), (errno.EIO, errno.EIO)])
+def test_bind_reports_probe_errno_defer_as_eagain(k, kernel, err, seen):
+    k.echo(f"{CXL}/drivers/cxl_mem/unbind", "mem1")
+    kernel.probe_faults["cxl_mem"] = [err, 1]
+    assert k.errno_of(f"{CXL}/drivers/cxl_mem/bind", "mem1") == seen
+    assert not k.is_bound("mem1")
+    assert k.echo(f"{CXL}/drivers/cxl_mem/bind", "mem1") == 4     # the fault was one-shot
+    assert k.is_bound("mem1")
+
+
+def test_autoprobe_walk_ignores_probe_errors(k, kernel):
+    k.echo(f"{CXL}/drivers/cxl_mem/unbind", "mem1")
+    kernel.probe_faults["cxl_mem"] = [errno.ENOMEM, -1]
+    assert k.echo(f"{CXL}/drivers_probe", "mem1") == 4
+    assert not k.is_bound("mem1")

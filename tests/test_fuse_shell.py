@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from helpers import run_in, sh
+from helpers import CXLFS, run_in, sh
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root]
 
@@ -391,6 +391,20 @@ def test_chmod_chown_apply_like_kernfs(fresh_mount):
     os.chown(f, NOBODY, NOBODY)
     st = os.stat(f)
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o400, NOBODY, NOBODY)
+
+
+def test_probe_errors_reach_the_shell(fresh_mount):
+    """bind returns the probe's errno; -EPROBE_DEFER (517) is reported as EAGAIN."""
+    mnt = fresh_mount
+    drv = f"{mnt}/bus/cxl/drivers/cxl_mem"
+    assert write(f"{drv}/unbind", b"mem1") == 4
+    p = subprocess.run([*CXLFS, "fault", mnt, "probe-fail", "cxl_mem", "--errno", "517",
+                        "--count", "1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert write_errno(f"{drv}/bind", b"mem1\0") == errno.EAGAIN
+    assert not os.path.lexists(f"{mnt}/bus/cxl/devices/mem1/driver")
+    assert write(f"{drv}/bind", b"mem1\0") == 5
+    assert os.path.islink(f"{mnt}/bus/cxl/devices/mem1/driver")
 
 
 def test_dev_nodes_in_exec(mounted):
