@@ -298,7 +298,7 @@ def test_written_bytes_are_never_read_back(fresh_mount):
     for attributes; a FUSE page cache must not leak the write into later reads)."""
     f = f"{fresh_mount}/bus/cxl/drivers_autoprobe"
     assert read(f) == "1\n"
-    assert write(f, b"1" * 5000) == 4096       # truncated to a page, short write
+    assert write(f, b"yes\n") == 4
     assert read(f) == "1\n"
     fd = os.open(f, os.O_RDWR)
     try:
@@ -325,6 +325,20 @@ def test_page_sized_first_write_is_not_read_back(fresh_mount, attr, data, expect
     f = f"{fresh_mount}/{attr}"
     assert write(f, data) == 4096
     assert read(f) == expect
+
+
+@pytest.mark.xfail(reason="BUG (race, hence not strict): the written inode's page is invalidated "
+                          "asynchronously (nursery.start_soon in SysfsFS._write_done), so a read "
+                          "right after a write can return the cached page patched with the written "
+                          "bytes (e.g. '0\\n' + NULs up to 4096 bytes, or a page of written bytes)",
+                   strict=False)
+def test_read_right_after_write_is_never_the_page_cache(fresh_mount):
+    f = f"{fresh_mount}/bus/cxl/drivers_autoprobe"
+    for i in range(3000):
+        v = b"0" if i % 2 else b"1"
+        read(f)
+        assert write(f, v * 4096 if i % 3 == 0 else v) == (4096 if i % 3 == 0 else 1)
+        assert read(f) == v.decode() + "\n", f"iteration {i}"
 
 
 def test_partial_reads_are_slices_of_one_show(mounted):
