@@ -360,11 +360,30 @@ def load(source: str | None = None) -> Topology:
             text = resources.files("cxlfs.topology").joinpath(f"{source}.toml").read_text()
         except FileNotFoundError:
             raise TopologyError(f"unknown topology '{source}' (embedded: {', '.join(embedded())})") from None
+    return from_dict(_load_data(source, text))
+
+
+def _load_data(source: str, text: str, depth: int = 0) -> dict:
+    """TOML with ``extends = "other"``: the other topology's tables, these ones replacing them."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise TopologyError(f"{source}: {e}") from None
-    return from_dict(data)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if depth > 4:
+        raise TopologyError(f"{source}.extends: too deep")
+    try:
+        base_text = resources.files("cxlfs.topology").joinpath(f"{base_name}.toml").read_text()
+    except FileNotFoundError:
+        base_path = Path(source).parent / base_name
+        if not base_path.is_file():
+            raise TopologyError(f"{source}.extends: unknown topology '{base_name}'") from None
+        base_text = base_path.read_text()
+    base = _load_data(base_name, base_text, depth + 1)
+    base.update(data)
+    return base
 
 
 def embedded() -> list[str]:
