@@ -48,8 +48,6 @@ def test_kstrtoull_overflow_is_erange(text):
     assert err(kstrtoull, text, 0) == errno.ERANGE
 
 
-@pytest.mark.xfail(reason="BUG: kstrtoull checks trailing junk before overflow; the kernel's "
-                          "_kstrtoull reports KSTRTOX_OVERFLOW (ERANGE) first", strict=True)
 def test_kstrtoull_overflow_with_junk_is_erange():
     # lib/kstrtox.c: rv = _parse_integer(); if (rv & KSTRTOX_OVERFLOW) return -ERANGE; ... junk -> EINVAL
     assert err(kstrtoull, "99999999999999999999x", 0) == errno.ERANGE
@@ -102,9 +100,6 @@ def test_kstrtoll_range():
     assert err(kstrtoll, "-9223372036854775809", 0) == errno.ERANGE
 
 
-@pytest.mark.xfail(reason="BUG: kstrtoll/kstrtoint accept '-+1' as -1; the kernel's kstrtoll "
-                          "passes s+1 to _kstrtoull, which does not skip a '+' (EINVAL)",
-                   strict=True)
 def test_kstrtoint_minus_plus_is_einval():
     assert err(kstrtoint, "-+1", 0) == errno.EINVAL
 
@@ -259,20 +254,13 @@ NUMERIC = st.text(alphabet="0123456789abcdefxX+-\n g", max_size=24) | \
     st.integers(min_value=0, max_value=1 << 70).map(hex)
 
 
-def known_divergence(s: str, got, want) -> bool:
-    # the two strict-xfail bugs above: overflow reported after junk, and '-+N'
-    return (want == errno.ERANGE and got == errno.EINVAL) or s.startswith("-+")
-
-
 @given(NUMERIC)
 def test_kstrtoull_matches_kernel(s):
     got, want = model(kstrtoull, s), ref_kstrtoull(s)
-    if not known_divergence(s, got, want):
-        assert got == want, s
+    assert got == want, s
 
 
 @given(NUMERIC)
 def test_kstrtoint_matches_kernel(s):
     got, want = model(kstrtoint, s), ref_kstrtoint(s)
-    if not known_divergence(s, got, want):
-        assert got == want, s
+    assert got == want, s

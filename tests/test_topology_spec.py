@@ -199,16 +199,11 @@ type = ["ram", "pmem"]
     assert kernel.cat("/devices/platform/cxl_acpi.0/root0/decoder0.0/cap_pmem") == "1\n"
 
 
-@pytest.mark.xfail(reason="BUG: window.node is not validated: load() accepts node = \"far\" "
-                          "and build() then dies with TypeError in mm/node.py", strict=True)
 def test_window_node_must_be_an_integer(tmp_path):
     msg = error_of(tmp_path, BASE.replace('size = "1G"\n', 'size = "1G"\nnode = "far"\n'))
     assert msg.startswith("window[0].node"), msg
 
 
-@pytest.mark.xfail(reason="BUG: boolean fields (host_bridge.rch, window.xor/locked, "
-                          "memmap_on_memory) take any TOML value through bool(): rch = \"no\" "
-                          "makes an RCH", strict=True)
 def test_boolean_fields_must_be_booleans(tmp_path):
     msg = error_of(tmp_path, BASE + '[[host_bridge]]\nname = "hb.1"\nrch = "no"\n')
     assert msg.startswith("host_bridge[1].rch"), msg

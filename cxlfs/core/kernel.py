@@ -442,25 +442,34 @@ class Kernel:
 
     # convenience for tests and tools: path based access
     def node(self, path: str) -> KNode:
-        node = self.tree.lookup(path)
+        """The node at ``path``, following symlinks in the directory part (not the last)."""
+        head, _, last = path.rstrip("/").rpartition("/")
+        parent = self.tree.lookup(_resolve(self, head)) if head.strip("/") else self.root
+        node = parent.get(last) if isinstance(parent, KDir) and last else parent
         if node is None:
             raise FileNotFoundError(path)
         return node
 
     def cat(self, path: str) -> str:
         node = self.node(path)
+        while isinstance(node, KLink):
+            node = node.target
         if not isinstance(node, KAttr):
             raise IsADirectoryError(path)
         return self.read(node).decode()
 
     def echo(self, path: str, text: str | bytes) -> int:
-        node = self.node(_resolve(self, path))
+        node = self.node(path)
+        while isinstance(node, KLink):
+            node = node.target
         if not isinstance(node, KAttr):
             raise IsADirectoryError(path)
         return self.write(node, text.encode() if isinstance(text, str) else text)
 
     def ls(self, path: str) -> list[str]:
         node = self.node(path)
+        while isinstance(node, KLink):
+            node = node.target
         assert isinstance(node, KDir)
         return [n.name for n in node.listing()]
 

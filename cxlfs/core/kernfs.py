@@ -186,19 +186,22 @@ class KLink(KNode):
 
 
 def relative_path(from_dir: KNode, target: KNode) -> str:
-    def chain(n: KNode) -> list[KNode]:
+    """kernfs_get_target_path(): climb from the link's directory until reaching an ancestor
+    of the target's *parent*, then descend -- so a link to an ancestor (root0/uport) or to
+    its own directory (physical_node) reads ../../cxl_acpi.0, ../cxl_host_bridge.0."""
+    def chain(n: KNode | None) -> list[KNode]:
         out = []
         while n is not None:
             out.append(n)
             n = n.parent
         return out[::-1]
-    a, b = chain(from_dir), chain(target)
+    a, b = chain(from_dir), chain(target.parent)
     i = 0
     while i < len(a) and i < len(b) and a[i] is b[i]:
         i += 1
     ups = [".."] * (len(a) - i)
-    downs = [n.name for n in b[i:]]
-    return "/".join(ups + downs) or "."
+    downs = [n.name for n in b[i:]] + [target.name]
+    return "/".join(ups + downs)
 
 
 def _kill(node: KNode) -> None:

@@ -40,9 +40,10 @@ def strip_newline(buf: str) -> str:
 _DIGITS = "0123456789abcdef"
 
 
-def _parse_unsigned(buf: str, base: int) -> int:
-    """_parse_integer_fixup_radix + _parse_integer + the trailing-newline rule."""
-    s = buf[1:] if buf.startswith("+") else buf
+def _parse_unsigned(buf: str, base: int, allow_plus: bool = True) -> int:
+    """_parse_integer_fixup_radix + _parse_integer + the trailing-newline rule; overflow is
+    reported before trailing junk, as _parse_integer flags it while reading digits."""
+    s = buf[1:] if allow_plus and buf.startswith("+") else buf
     if base == 0:
         if s.startswith("0"):
             if s[1:2] in ("x", "X") and s[2:3] and s[2].lower() in _DIGITS:
@@ -59,12 +60,11 @@ def _parse_unsigned(buf: str, base: int) -> int:
         n += 1
     if n == 0:
         raise KernelError(errno.EINVAL)
-    rest = s[n:]
-    if rest not in ("", "\n"):
-        raise KernelError(errno.EINVAL)
     value = int(s[:n], base)
     if value >= 1 << 64:
         raise KernelError(errno.ERANGE)
+    if s[n:] not in ("", "\n"):
+        raise KernelError(errno.EINVAL)
     return value
 
 
@@ -81,7 +81,7 @@ def kstrtouint(buf: str, base: int = 0) -> int:
 
 def kstrtoll(buf: str, base: int = 0) -> int:
     if buf.startswith("-"):
-        value = _parse_unsigned(buf[1:], base)
+        value = _parse_unsigned(buf[1:], base, allow_plus=False)
         if value > 1 << 63:
             raise KernelError(errno.ERANGE)
         return -value

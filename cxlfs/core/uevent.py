@@ -44,9 +44,9 @@ class Uevent:
 
 def parse_synthetic(buf: str) -> tuple[str, list[tuple[str, str]]]:
     """uevent_store: "ACTION [UUID [KEY=VALUE ...]]" -> (action, extra env); EINVAL otherwise."""
-    text = buf.rstrip("\n")
-    parts = text.split()
-    if not parts or parts[0] not in ACTIONS:
+    text = buf[:-1] if buf.endswith("\n") else buf     # one terminator, as the count drops it
+    parts = text.split(" ")
+    if any(not p for p in parts) or parts[0] not in ACTIONS:
         raise KernelError(errno.EINVAL, f"synthetic uevent: unknown action '{parts[0] if parts else ''}'")
     action, rest = parts[0], parts[1:]
     if not rest:

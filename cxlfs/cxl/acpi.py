@@ -63,6 +63,9 @@ class CXLAcpiDriver(PlatformDriver):
                 continue
             hw = PortTopology(hb.nr_decoders, hb.nr_targets, [(rp.port_number, rp) for rp in hb.dport_devs])
             cxl.hb_ports[hb] = cxl.add_port(root, hb, root.dports[hb.uid], hw)
+        # cxl_bus_rescan(): memdevs that lost their ports with a previous root come back
+        kernel.defer(lambda: [kernel.device_attach(d) for d in list(kernel.buses["cxl"].devices.values())
+                              if d.driver is None and not d.dead])
 
     def _forget_root(self, root: RootPort) -> None:
         cxl = self.kernel.cxl

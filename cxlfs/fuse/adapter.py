@@ -65,28 +65,41 @@ class SysfsFS:
         self.watchers: dict[object, set[int]] = {}
         self.mtime = int(time.time())
         self.stats = {"reads": 0, "writes": 0, "invalidations": 0}
+        self.rewritten: set[int] = set()      # written files whose size the next GETATTR varies
+        self.owners: dict[int, tuple[int, int]] = {}     # chown'ed nodes
+        self.modes: dict[int, int] = {}                  # chmod'ed directories
         self.extra_handlers: dict[int, Callable] = {}
 
     # ==== attributes =============================================================================
     def attr_of(self, node: KNode) -> P.Attr:
+        uid, gid = self.owners.get(node.id, (self.uid, self.gid))
         if isinstance(node, KAttr):
-            return P.Attr(node.id, stat.S_IFREG | node.mode, 4096, 1, self.uid, self.gid, 0, self.mtime)
+            # 4096 like sysfs; once after a write a different size, so the kernel's next size
+            # check drops the page holding the written bytes (see do_write)
+            size = 4095 if node.id in self.rewritten else 4096
+            return P.Attr(node.id, stat.S_IFREG | node.mode, size, 1, uid, gid, 0, self.mtime)
         if isinstance(node, KLink):
-            return P.Attr(node.id, stat.S_IFLNK | 0o777, len(node.text()), 1, self.uid, self.gid, 0, self.mtime)
-        if isinstance(node, KDir):
-            return P.Attr(node.id, stat.S_IFDIR | 0o755, 0, 2, self.uid, self.gid, 0, self.mtime)
-        return P.Attr(node.id, getattr(node, "st_mode", stat.S_IFREG | 0o444), 0, 1,
-                      self.uid, self.gid, getattr(node, "rdev", 0), self.mtime)
+            return P.Attr(node.id, stat.S_IFLNK | 0o777, len(node.text()), 1, uid, gid, 0, self.mtime)
+        mode = self.modes.get(node.id, 0o755)
+        return P.Attr(node.id, stat.S_IFDIR | mode, 0, 2, uid, gid, 0, self.mtime)
 
     def entry(self, node: KNode) -> bytes:
         self.nodes[node.id] = node
         self.nlookup[node.id] = self.nlookup.get(node.id, 0) + 1
+        return self.entry_bytes(node)
+
+    def entry_bytes(self, node: KNode) -> bytes:
+        """A node's type, mode and size never change (bar chmod/chown): packed once."""
         entry = node.entry
-        if entry is None:       # a node's type, mode and size never change: pack once
-            entry = node.entry = self.pack_entry(node)
+        if entry is None:
+            entry = self.pack_entry(node)
+            if node.id not in self.owners and node.id not in self.rewritten:
+                node.entry = entry
         return entry
 
     def pack_entry(self, node: KNode) -> bytes:
+        if node.id in self.owners or node.id in self.modes or node.id in self.rewritten:
+            return P.entry_out(self.attr_of(node), FOREVER, FOREVER)
         cls = node.__class__
         if cls is KAttr:
             mode, size, nlink = stat.S_IFREG | node.mode, 4096, 1
@@ -160,11 +173,36 @@ class SysfsFS:
             self.nodes.pop(nodeid, None)
 
     def do_getattr(self, req: P.Request) -> bytes:
-        return P.attr_out(self.attr_of(self.node(req.nodeid)), FOREVER)
+        node = self.node(req.nodeid)
+        out = P.attr_out(self.attr_of(node), FOREVER)
+        self.rewritten.discard(node.id)
+        return out
 
     def do_setattr(self, req: P.Request) -> bytes:
-        # kernfs ignores truncation (shell "echo >" opens with O_TRUNC); mode/owner stay
-        return P.attr_out(self.attr_of(self.node(req.nodeid)), FOREVER)
+        """kernfs ignores truncation (shell "echo >" opens with O_TRUNC) and keeps chmod and
+        chown (the kernel checked ownership already: default_permissions)."""
+        valid, _, _, _, _, _, _, _, _, _, _, mode, _, uid, gid, _ = P.SETATTR_IN.unpack_from(req.body)
+        node = self.node(req.nodeid)
+        if valid & (P.FATTR_UID | P.FATTR_GID):
+            old_uid, old_gid = self.owners.get(node.id, (self.uid, self.gid))
+            self.owners[node.id] = (uid if valid & P.FATTR_UID else old_uid,
+                                    gid if valid & P.FATTR_GID else old_gid)
+        if valid & P.FATTR_MODE:
+            if isinstance(node, KAttr):
+                node.mode = mode & 0o7777
+            elif isinstance(node, KDir):
+                self.modes[node.id] = mode & 0o7777
+        if valid & (P.FATTR_MODE | P.FATTR_UID | P.FATTR_GID):
+            node.entry = None
+        out = P.attr_out(self.attr_of(node), FOREVER)
+        self.rewritten.discard(node.id)
+        return out
+
+    def do_create_entry(self, req: P.Request) -> bytes:
+        raise FuseError(errno.EACCES)      # sysfs: files are the kernel's to create
+
+    def do_change_entry(self, req: P.Request) -> bytes:
+        raise FuseError(errno.EPERM)       # mknod, mkdir, unlink, rename, link, symlink
 
     def do_readlink(self, req: P.Request) -> bytes:
         node = self.node(req.nodeid)
@@ -214,7 +252,8 @@ class SysfsFS:
             raise FuseError(errno.EISDIR)
         data = bytes(req.body[P.WRITE_IN.size:P.WRITE_IN.size + size])
         self.stats["writes"] += 1
-        own_cached = node.id in self.served
+        # the written bytes sit in the page if it was cached, or if the write covered a page
+        own_cached = node.id in self.served or size >= 4096
         try:
             written = self.kernel.write(node, data)
             error = 0
@@ -224,6 +263,7 @@ class SysfsFS:
         # the written file's own page holds the written bytes now; its lock is ours until we
         # reply, so this one notification is queued without waiting for it
         self.served.pop(node.id, None)
+        self.rewritten.add(node.id)
         if own_cached:
             self.session.notify_later([P.notify_inval_inode(node.id)])
         held = self.on_change(req.pid) if self.on_change is not None else None
@@ -263,10 +303,7 @@ class SysfsFS:
                 raw = child.dirent = self._dirent(child, child.name.encode("utf-8", "surrogateescape"),
                                                   child.seq + 2, False)
             if plus:
-                entry = child.entry
-                if entry is None:
-                    entry = child.entry = self.pack_entry(child)
-                raw = entry + raw
+                raw = self.entry_bytes(child) + raw
             if used + len(raw) > size:
                 break
             if plus:
@@ -306,6 +343,10 @@ class SysfsFS:
         P.READ: do_read, P.WRITE: do_write, P.READDIR: do_readdir, P.READDIRPLUS: do_readdirplus,
         P.STATFS: do_statfs, P.OPENDIR: do_enosys, P.FLUSH: do_enosys, P.GETXATTR: do_enosys,
         P.LISTXATTR: do_enosys, P.ACCESS: do_enosys, P.RELEASE: do_empty, P.RELEASEDIR: do_empty,
+        P.CREATE: do_create_entry, P.TMPFILE: do_create_entry, P.MKNOD: do_change_entry,
+        P.MKDIR: do_change_entry, P.UNLINK: do_change_entry, P.RMDIR: do_change_entry,
+        P.RENAME: do_change_entry, P.RENAME2: do_change_entry, P.LINK: do_change_entry,
+        P.SYMLINK: do_change_entry,
         P.FSYNC: do_empty, P.DESTROY: do_empty, P.INTERRUPT: do_interrupt,
     }
 

@@ -14,6 +14,16 @@ KERNEL_MAJOR = 7
 KERNEL_MINOR = 31
 
 # opcodes
+SYMLINK = 6
+MKNOD = 8
+MKDIR = 9
+UNLINK = 10
+RMDIR = 11
+RENAME = 12
+LINK = 13
+CREATE = 35
+RENAME2 = 45
+TMPFILE = 51
 LOOKUP = 1
 FORGET = 2
 GETATTR = 3
@@ -58,6 +68,9 @@ NOTIFY_INVAL_ENTRY = 3
 NOTIFY_DELETE = 6
 
 # setattr valid bits
+FATTR_MODE = 1 << 0
+FATTR_UID = 1 << 1
+FATTR_GID = 1 << 2
 FATTR_SIZE = 1 << 3
 
 IN_HEADER = struct.Struct("=IIQQIIIHH")        # len opcode unique nodeid uid gid pid extlen pad

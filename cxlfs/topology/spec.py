@@ -139,6 +139,12 @@ def _int(value, where: str, lo: int | None = None) -> int:
     return value
 
 
+def _bool(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise TopologyError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
 def _str(value, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise TopologyError(f"{where}: expected a non-empty string, got {value!r}")
@@ -185,7 +191,7 @@ def from_dict(data: dict) -> Topology:
     if t.auto_online_blocks not in ("offline", "online", "online_kernel", "online_movable"):
         raise TopologyError("topology.auto_online_blocks: must be offline, online, online_kernel "
                             "or online_movable")
-    t.memmap_on_memory = bool(root.get("memmap_on_memory", True))
+    t.memmap_on_memory = _bool(root.get("memmap_on_memory", True), root.at("memmap_on_memory"))
 
     for i, raw in enumerate(root.get("node", [])):
         tb = _Table(raw, f"node[{i}]")
@@ -200,7 +206,7 @@ def from_dict(data: dict) -> Topology:
         tb = _Table(raw, f"host_bridge[{i}]")
         t.host_bridges.append(HostBridgeSpec(
             _str(tb.get("name", f"cxl_host_bridge.{i}"), tb.at("name")),
-            _int(tb.get("uid", i), tb.at("uid"), 0), bool(tb.get("rch", False)),
+            _int(tb.get("uid", i), tb.at("uid"), 0), _bool(tb.get("rch", False), tb.at("rch")),
             _int(tb.get("decoders", 8), tb.at("decoders"), 1),
             _int(tb.get("targets", 2), tb.at("targets"), 1)))
         tb.done()
@@ -232,7 +238,7 @@ def from_dict(data: dict) -> Topology:
                        _int(tb.get("numa_node", -1), tb.at("numa_node"), -1),
                        _int(tb.get("serial", i + 1), tb.at("serial"), 0),
                        _int(tb.get("decoders", 8), tb.at("decoders"), 1),
-                       bool(tb.get("rcd", False)))
+                       _bool(tb.get("rcd", False), tb.at("rcd")))
         for key, val in (("ram", m.ram), ("pmem", m.pmem)):
             if val % SZ_256M:
                 raise TopologyError(f"memdev[{i}].{key}: must be a multiple of 256M")
@@ -253,9 +259,10 @@ def from_dict(data: dict) -> Topology:
                        parse_size(tb.get("size", required=True), tb.at("size")), types,
                        _int(tb.get("granularity", 4096), tb.at("granularity"), 256),
                        _int(tb.get("qos_class", 42), tb.at("qos_class"), -1),
-                       bool(tb.get("xor", False)), bool(tb.get("locked", False)),
+                       _bool(tb.get("xor", False), tb.at("xor")),
+                       _bool(tb.get("locked", False), tb.at("locked")),
                        None if tb.get("start") is None else parse_size(tb.get("start"), tb.at("start")),
-                       tb.get("node"))
+                       None if tb.get("node") is None else _int(tb.get("node"), tb.at("node"), 0))
         if len(w.targets) not in (1, 2, 3, 4, 6, 8, 12, 16):
             raise TopologyError(f"window[{i}].targets: {len(w.targets)} host bridges is not a "
                                 "CFMWS interleave (1,2,3,4,6,8,12,16)")
