@@ -1,8 +1,9 @@
 # cxlfs: a FUSE-mounted fake sysfs for the Linux CXL / DAX / memory-hotplug ABI.
 #
-#   make demo    mount the cxl_test topology, run `cxl list` against it, unmount
-#   make test    the test suite (in-process model, FUSE mount, real cxl tool)
+#   make demo    mount the cxl_test topology, run the real cxl/daxctl demo (tools/demo.sh), unmount
+#   make test    the test suite (in-process model, FUSE mount, real cxl/daxctl/udev)
 #   make shell   a bash where the mount is /sys (exit to unmount)
+#   make bench   the performance figures (bench/bench.py)
 #
 # Variables: PYTHON (interpreter for the venv), PYTEST_ARGS (e.g. "-m 'not clients'"),
 # TOPOLOGY (embedded name or TOML file for demo/shell).
@@ -16,7 +17,7 @@ APT_PKGS    := fuse3 libfuse3-dev pkg-config ndctl daxctl udev strace
 
 TOPO_OPT    := $(if $(TOPOLOGY),--topology $(TOPOLOGY),)
 
-.PHONY: all venv deps test test-fast demo shell clean
+.PHONY: all venv deps test test-fast demo shell bench clean
 
 all: test
 
@@ -50,19 +51,22 @@ test: venv deps
 test-fast: venv
 	$(VPY) -m pytest -m 'not fuse and not clients and not root' $(PYTEST_ARGS)
 
-demo: venv
+demo: venv deps
 	@dir=$$(mktemp -d /tmp/cxlfs-demo.XXXXXX); chmod 755 $$dir; \
 	$(VPY) -m cxlfs mount $(TOPO_OPT) $$dir || { rmdir $$dir; exit 1; }; \
-	echo "# cxl list -b cxl_test -M -R -u   (mounted on $$dir)"; \
-	$(VPY) -m cxlfs exec $$dir -- cxl list -b cxl_test -M -R -u; rc=$$?; \
+	echo "# cxlfs mounted on $$dir; running tools/demo.sh with it as /sys"; \
+	$(VPY) -m cxlfs exec $$dir -- tools/demo.sh; rc=$$?; \
 	$(VPY) -m cxlfs umount $$dir; rmdir $$dir; exit $$rc
 
-shell: venv
+shell: venv deps
 	@dir=$$(mktemp -d /tmp/cxlfs-shell.XXXXXX); chmod 755 $$dir; \
 	$(VPY) -m cxlfs mount $(TOPO_OPT) $$dir || { rmdir $$dir; exit 1; }; \
 	echo "cxlfs mounted on $$dir; this shell sees it as /sys (exit to unmount)"; \
 	$(VPY) -m cxlfs exec $$dir -- bash; rc=$$?; \
 	$(VPY) -m cxlfs umount $$dir; rmdir $$dir; exit $$rc
+
+bench: venv deps
+	$(VPY) bench/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -252,7 +252,7 @@ def test_commit_programs_the_hierarchy_and_bind(k):
     r = sized_region(k)
     d0 = alloc(k, "mem2", 0, 1 << 30)
     d1 = alloc(k, "mem1", 0, 1 << 30)
-    check_refused(k, f"/bus/cxl/drivers/cxl_region/bind", r, errno.ENXIO, r)     # not committed
+    check_refused(k, "/bus/cxl/drivers/cxl_region/bind", r, errno.ENXIO, r)     # not committed
     k.echo(f"{CXL}/{r}/target0", d0)
     k.echo(f"{CXL}/{r}/target1", d1)
     port1_before = k.val(f"{CXL}/port1/decoders_committed")
@@ -272,8 +272,8 @@ def test_commit_programs_the_hierarchy_and_bind(k):
     assert k.val(f"{CXL}/{hb_dec}/target_list") == "2"
     k.echo("/bus/cxl/drivers/cxl_region/bind", r)
     assert k.exists(f"{CXL}/{r}/dax_region{r.removeprefix('region')}")
-    check_refused(k, f"/bus/cxl/drivers/cxl_region/bind", r, errno.EBUSY)
-    check_refused(k, f"/bus/cxl/drivers/cxl_port/bind", r, errno.ENODEV)         # match first
+    check_refused(k, "/bus/cxl/drivers/cxl_region/bind", r, errno.EBUSY)
+    check_refused(k, "/bus/cxl/drivers/cxl_port/bind", r, errno.ENODEV)         # match first
     k.echo(f"{CXL}/{r}/commit", "0")                                          # unbinds first
     assert not k.is_bound(r)
     assert k.val(f"{CXL}/port1/decoders_committed") == port1_before

@@ -10,14 +10,18 @@ from __future__ import annotations
 import errno
 
 from ..core.attrs import attr
-from ..core.errors import KernelError
-from ..core.parse import WriteBuf, sysfs_streq
+from ..core.parse import WriteBuf
 from ..cxl.bus import CXL_DEVICE_REGION, CXL_DEVICE_SYSRAM, CXLDevice, CXLDriver
 from ..cxl.region import Region, State
 from ..dax.cxl import CxlDaxRegion
-from ..mm.zones import MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_MOVABLE
+from ..mm.zones import MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_MOVABLE, parse_online_type
 
 ONLINE_TYPE_VALUES = {"offline": MMOP_OFFLINE, "online": MMOP_ONLINE, "online_movable": MMOP_ONLINE_MOVABLE}
+
+
+def online_type_name(value: int | None) -> str:
+    """What these proposals print: ``invalid`` until a type was chosen."""
+    return "invalid" if value is None else next(k for k, v in ONLINE_TYPE_VALUES.items() if v == value)
 
 
 class SysramRegion(CXLDevice):
@@ -33,15 +37,11 @@ class SysramRegion(CXLDevice):
 
     @attr.rw(values=tuple(ONLINE_TYPE_VALUES))
     def online_type(self) -> str:
-        if self.online_type is None:
-            return "invalid\n"
-        return next(k for k, v in ONLINE_TYPE_VALUES.items() if v == self.online_type) + "\n"
+        return f"{online_type_name(self.online_type)}\n"
 
     @online_type.store
     def online_type(self, buf: WriteBuf) -> None:
-        value = next((v for k, v in ONLINE_TYPE_VALUES.items() if sysfs_streq(buf, k)), None)
-        if value is None:
-            raise KernelError(errno.EINVAL)
+        value = parse_online_type(buf, ONLINE_TYPE_VALUES)
         if self.driver is not None:
             raise self.dbg("online_type is fixed while cxl_dax_kmem_region is bound", errno.EBUSY)
         self.online_type = value

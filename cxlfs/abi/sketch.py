@@ -14,12 +14,12 @@ from __future__ import annotations
 import errno
 
 from ..core.attrs import attr
-from ..core.errors import KernelError
-from ..core.parse import WriteBuf, sysfs_streq
+from ..core.parse import WriteBuf
 from ..cxl.bus import CXL_DEVICE_DAX_REGION, CXL_DEVICE_REGION, CXLDriver
 from ..cxl.region import Region
 from ..dax.cxl import CxlDaxRegion, CxlDaxRegionDriver
-from .explicit import ONLINE_TYPE_VALUES, _ram_committed
+from ..mm.zones import parse_online_type
+from .explicit import ONLINE_TYPE_VALUES, _ram_committed, online_type_name
 
 UNSET = -1
 
@@ -33,17 +33,13 @@ class HotplugDaxRegion(CxlDaxRegion):
 
     @attr.rw(values=tuple(ONLINE_TYPE_VALUES))
     def hotplug(self) -> str:
-        if not self.hotplug_set:
-            return "invalid\n"
-        if self.online_type is None:
+        if self.hotplug_set and self.online_type is None:
             return "default\n"
-        return next(k for k, v in ONLINE_TYPE_VALUES.items() if v == self.online_type) + "\n"
+        return f"{online_type_name(self.online_type if self.hotplug_set else None)}\n"
 
     @hotplug.store
     def hotplug(self, buf: WriteBuf) -> None:
-        value = next((v for k, v in ONLINE_TYPE_VALUES.items() if sysfs_streq(buf, k)), None)
-        if value is None:
-            raise KernelError(errno.EINVAL)
+        value = parse_online_type(buf, ONLINE_TYPE_VALUES)
         if self.driver is not None:
             raise self.dbg("hotplug is fixed while dax_region is bound", errno.EBUSY)
         self.online_type = value

@@ -11,12 +11,13 @@ import errno
 
 from ..core.attrs import attr
 from ..core.errors import KernelError
-from ..core.parse import WriteBuf, sysfs_streq
+from ..core.parse import WriteBuf
 from ..cxl.bus import CXL_DEVICE_SYSRAM, CXLDevice, CXLDriver
 from ..cxl.region import Region
 from ..mm.memory import MemoryGroup
 from ..mm.node import LOWTIER_ADISTANCE
-from ..mm.zones import MMOP_OFFLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, ONLINE_TYPES
+from ..mm.zones import (MMOP_OFFLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, ONLINE_TYPES,
+                        parse_online_type)
 
 # CONFIG_CXL_SYSRAM_ONLINE_TYPE_*: what a freshly probed sysram region does
 KCONFIG_DEFAULTS = {"system-default": None, "movable": MMOP_ONLINE_MOVABLE,
@@ -35,9 +36,7 @@ class Sysram(CXLDevice):
 
     @attr.wo(values=tuple(ONLINE_TYPES))
     def hotplug(self, buf: WriteBuf) -> None:
-        online_type = next((v for k, v in ONLINE_TYPES.items() if sysfs_streq(buf, k)), None)
-        if online_type is None:
-            raise KernelError(errno.EINVAL)
+        online_type = parse_online_type(buf)
         if online_type == MMOP_OFFLINE:
             self.unplug()
         else:

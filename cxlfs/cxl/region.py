@@ -471,8 +471,6 @@ class Regions:
 
     def setup_targets(self, region: Region) -> None:
         """cxl_region_setup_targets(): program ways, granularity and target lists per port."""
-        cxlrd = region.cxlrd
-        parent_ways = cxlrd.ways // 3 if cxlrd.ways % 3 == 0 else cxlrd.ways
         for port, ref in self._refs_top_down(region):
             dports: list[Dport] = []
             for e in sorted(ref.endpoints, key=lambda e: e.pos):
@@ -503,7 +501,6 @@ class Regions:
             ref.decoder.ways = ways
             ref.decoder.granularity = granularity
             ref.decoder.targets = order
-        del parent_ways
         for port, ref in region.refs.items():
             if not ref.decoder.committed:
                 ref.decoder.start = region.hpa_start

@@ -2,9 +2,6 @@
 drivers/cxl/core/region_dax.c)."""
 from __future__ import annotations
 
-import errno
-
-from ..core.attrs import Attribute
 from ..cxl.bus import CXL_DEVICE_DAX_REGION, CXLDevice, CXLDriver
 from .bus import SZ_2M, DaxRegion, dax_region_group
 

@@ -61,7 +61,7 @@ class KmemDriver(DaxDriver):
             try:
                 mm.add_memory(nid, start, size, resource_name="System RAM (kmem)", group=data.group,
                               online_type=data.online_type, memmap_on_memory=dev.memmap_on_memory)
-            except KernelError as e:
+            except KernelError:
                 mm.release_region(res)
                 dev.log("err", f"mapping{i}: {start:#x}-{start + size - 1:#x} memory add failed")
                 if i == 0:

@@ -15,9 +15,9 @@ from ..core.attrs import SysfsObject, attr
 from ..core.device import Bus, Device
 from ..core.errors import KernelError
 from ..core.kernfs import KDir
-from ..core.parse import WriteBuf, kstrtobool, kstrtoull, sysfs_streq
+from ..core.parse import WriteBuf, kstrtobool, kstrtoull
 from .zones import (KERNEL_ZONES, MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL,
-                    MMOP_ONLINE_MOVABLE, ONLINE_TYPE_NAMES, ONLINE_TYPES)
+                    MMOP_ONLINE_MOVABLE, ONLINE_TYPE_NAMES, ONLINE_TYPES, parse_online_type)
 
 if TYPE_CHECKING:
     from ..core.kernel import Kernel
@@ -104,9 +104,7 @@ class MemoryBlock(Device):
 
     @state.store
     def state(self, buf: WriteBuf) -> None:
-        online_type = next((v for k, v in ONLINE_TYPES.items() if sysfs_streq(buf, k)), None)
-        if online_type is None:
-            raise KernelError(errno.EINVAL)
+        online_type = parse_online_type(buf)
         if online_type == MMOP_OFFLINE:
             if not self.is_online:
                 raise KernelError(errno.EINVAL)     # device_offline() returned 1
@@ -167,10 +165,7 @@ class MemoryRoot(SysfsObject):
 
     @auto_online_blocks.store
     def auto_online_blocks(self, buf: WriteBuf) -> None:
-        online_type = next((v for k, v in ONLINE_TYPES.items() if sysfs_streq(buf, k)), None)
-        if online_type is None:
-            raise KernelError(errno.EINVAL)
-        self.mm.policy.default_online_type = online_type
+        self.mm.policy.default_online_type = parse_online_type(buf)
 
     @attr.rw
     def uevent(self) -> str:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from ..core.attrs import SysfsObject, attr
 from ..core.device import Bus, Device
 from ..core.errors import KernelError
-from ..core.kernfs import KDir, KLink
+from ..core.kernfs import KDir
 from ..core.parse import WriteBuf, bitmap_list
-from .zones import KERNEL_ZONES, NodeZones
+from .zones import NodeZones
 
 if TYPE_CHECKING:
     from ..core.kernel import Kernel

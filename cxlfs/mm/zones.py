@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import errno
+
 from ..core.attrs import SysfsObject
+from ..core.errors import KernelError
+from ..core.parse import sysfs_streq
 
 KERNEL_ZONES = ("DMA", "DMA32", "Normal")
 ZONES = KERNEL_ZONES + ("Movable",)
@@ -17,6 +21,14 @@ MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE = range(4)
 ONLINE_TYPES = {"offline": MMOP_OFFLINE, "online": MMOP_ONLINE, "online_kernel": MMOP_ONLINE_KERNEL,
                 "online_movable": MMOP_ONLINE_MOVABLE}
 ONLINE_TYPE_NAMES = {v: k for k, v in ONLINE_TYPES.items()}
+
+
+def parse_online_type(buf: str, table: dict[str, int] = ONLINE_TYPES) -> int:
+    """mhp_online_type_from_str(): one of the table's names (sysfs_streq), else EINVAL."""
+    for name, value in table.items():
+        if sysfs_streq(buf, name):
+            return value
+    raise KernelError(errno.EINVAL)
 
 
 @dataclass
