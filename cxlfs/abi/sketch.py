@@ -21,9 +21,6 @@ from ..dax.cxl import CxlDaxRegion, CxlDaxRegionDriver
 from ..mm.zones import parse_online_type
 from .explicit import ONLINE_TYPE_VALUES, _ram_committed, online_type_name
 
-UNSET = -1
-
-
 class HotplugDaxRegion(CxlDaxRegion):
     """dax_regionN with the sketch's ``hotplug`` attribute."""
 

@@ -143,9 +143,6 @@ class Device(SysfsObject):
         if self._links.pop(name, None) is not None and self.kdir is not None:
             self.kdir.remove(name)
 
-    def has_link(self, name: str) -> bool:
-        return name in self._links
-
     def sync_attributes(self) -> None:
         """sysfs_update_group(): re-run is_visible() and add/remove/re-mode files."""
         kdir = self.kdir

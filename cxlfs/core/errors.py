@@ -25,9 +25,5 @@ class KernelError(Exception):
         return f"KernelError({self.name}{', ' + repr(self.message) if self.message else ''})"
 
 
-def fail(err: int, message: str = "") -> KernelError:
-    return KernelError(err, message)
-
-
 # -EPROBE_DEFER is kernel-internal; bind_store reports it as EAGAIN
 EPROBE_DEFER = 517

@@ -114,7 +114,6 @@ class Kernel:
         self.seqnum = 0
         self.buses: dict[str, Bus] = {}
         self.modules: dict[str, Module] = {}
-        self.chardev_majors: dict[str, int] = {}
         root = self.root
         for name in ("block", "bus", "class", "dev", "devices", "firmware", "fs", "kernel",
                      "module", "power"):
@@ -165,13 +164,6 @@ class Kernel:
             self.driver_attach(drv)
         return drv
 
-    def driver_unregister(self, drv: Driver) -> None:
-        for dev in drv.bound_devices():
-            self.release_driver(dev)
-        bus = drv.bus
-        del bus.drivers[drv.name]
-        bus.kdir.get("drivers").remove(drv.name)
-
     def module(self, name: str, params: dict[str, ModuleParam] | None = None) -> Module:
         mod = self.modules.get(name)
         if mod is None:
@@ -184,10 +176,6 @@ class Kernel:
                 param._changes = self.tree.changes
                 pdir.add(KAttr(self.tree, param.attribute, param.owner, param.attribute.mode))
         return mod
-
-    def chrdev_region(self, name: str, major: int) -> int:
-        self.chardev_majors[name] = major
-        return major
 
     # ==== devices (drivers/base/core.c) ==========================================================
     def device_add(self, dev: Device) -> Device:

@@ -31,13 +31,6 @@ class Uevent:
                 return v
         return default
 
-    def netlink_payload(self) -> bytes:
-        """The kernel's wire format: "action@devpath\\0KEY=VALUE\\0..." (SEQNUM is added by the kernel
-        when injected, so it is left out here)."""
-        head = f"{self.action}@{self.devpath}\0"
-        body = "".join(f"{k}={v}\0" for k, v in self.properties() if k != "SEQNUM")
-        return (head + body).encode()
-
     def as_dict(self) -> dict[str, str]:
         return dict(self.properties())
 

@@ -123,14 +123,6 @@ class CXLCore:
     def delete_port(self, port: CXLPort) -> None:
         self.kernel.device_unregister(port)
 
-    def ports_above(self, memdev: Memdev) -> list[CXLPort]:
-        out = []
-        port = memdev.endpoint.parent_port if memdev.endpoint else None
-        while port is not None:
-            out.append(port)
-            port = port.parent_port
-        return out
-
     # ==== memdevs =======================================================================
     def add_memdev(self, pdev: MockMemDevice) -> Memdev:
         spec = pdev.spec
