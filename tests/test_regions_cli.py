@@ -570,9 +570,6 @@ def test_ram_region_bound_later_by_enable_region(fresh_mount):
     assert dr["devices"][0]["mode"] == "system-ram"
 
 
-@pytest.mark.xfail(reason="BUG: tools/cxl-ram-region --destroy detaches targets with w \"\" (printf '%s' '' "
-                          "issues no write() at all, and sysfs ignores empty writes), so targetN stays "
-                          "attached and the next step, dpa_size 0, fails with EBUSY", strict=True)
 def test_ram_region_tool_destroy(fresh_mount):
     o = script(fresh_mount,
                f"{TOOL} -d decoder0.1 mem2 mem1",
