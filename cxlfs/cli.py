@@ -214,8 +214,8 @@ def cmd_abi(args) -> int:
         from .abi.diff import abi_diff
         try:
             print(abi_diff(args.a, args.b), end="")
-        except KeyError as e:
-            print(f"cxlfs abi: unknown profile {e}", file=sys.stderr)
+        except ValueError as e:
+            print(f"cxlfs abi: {e}", file=sys.stderr)
             return 1
         return 0
     return 1

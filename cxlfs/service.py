@@ -86,9 +86,7 @@ class Daemon:
     async def _wait_acked(self, holders: list["Subscriber"], seqnum: int) -> None:
         with trio.move_on_after(15):
             for sub in holders:
-                while sub.acked < seqnum and sub in self.subscribers:
-                    sub.progress = trio.Event()
-                    await sub.progress.wait()
+                await sub.wait_for(seqnum)
 
     async def apply_model_change(self) -> None:
         """For changes made outside a FUSE request (control socket): invalidate, then publish."""
@@ -185,10 +183,9 @@ class Daemon:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     try:
-                        sub.acked = max(sub.acked, int(json.loads(line)["ack"]))
+                        sub.ack_up_to(int(json.loads(line)["ack"]))
                     except (ValueError, KeyError, TypeError):
                         continue
-                    sub.progress.set()
             nursery.cancel_scope.cancel()
 
         try:
@@ -200,7 +197,7 @@ class Daemon:
         finally:
             if sub in self.subscribers:
                 self.subscribers.remove(sub)
-            sub.progress.set()
+            sub.ack_up_to(1 << 62)          # gone: nobody waits for it any more
 
 
 def _is_udevd(pid: int) -> bool:
@@ -221,7 +218,21 @@ class Subscriber:
         self.chan = chan
         self.ack = ack
         self.acked = 0
-        self.progress = trio.Event()
+        self.waiters: list[tuple[int, trio.Event]] = []    # one per held write
+
+    async def wait_for(self, seqnum: int) -> None:
+        if self.acked >= seqnum:
+            return
+        event = trio.Event()
+        self.waiters.append((seqnum, event))
+        await event.wait()
+
+    def ack_up_to(self, seqnum: int) -> None:
+        self.acked = max(self.acked, seqnum)
+        still = []
+        for want, event in self.waiters:
+            (event.set() if want <= self.acked else still.append((want, event)))
+        self.waiters = still
 
 
 async def _send(stream: trio.SocketStream, obj) -> None:

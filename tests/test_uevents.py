@@ -149,10 +149,6 @@ def test_binding_a_ram_region_event_properties(k, kernel, region1):
                                    ("SEQNUM", str(ev.seqnum))]      # nothing else, ever
 
 
-@pytest.mark.xfail(reason="BUG: a hot-added node's 'add node3' is emitted before its memory "
-                          "blocks' 'add memoryN'; add_memory_resource() creates the memory block "
-                          "devices first and registers the new node (__register_one_node) after",
-                   strict=True)
 def test_new_node_is_registered_after_its_memory_blocks(k, region1):
     _, bound = region1
     assert index(bound, "add", "node3") > max(index(bound, "add", b) for b in region1_blocks(k))
@@ -309,8 +305,6 @@ def test_synthetic_add_with_uuid_and_args(k, kernel):
     assert props[-1] == ("SEQNUM", str(ev.seqnum))
 
 
-@pytest.mark.xfail(reason="BUG: SYNTH_UUID is lower-cased; kobject_action_args() copies the "
-                          "UUID as written (add_uevent_var 'SYNTH_UUID=%.*s')", strict=True)
 def test_synthetic_uuid_is_copied_as_written(k, kernel):
     kernel.drain_uevents()
     k.echo(f"{MEM}/memory7682/uevent", f"change {UUID.upper()}")
@@ -318,10 +312,6 @@ def test_synthetic_uuid_is_copied_as_written(k, kernel):
     assert ev.as_dict()["SYNTH_UUID"] == UUID.upper()
 
 
-@pytest.mark.xfail(reason="BUG: synthetic uevent arguments are accepted with '_'/'-' or an empty "
-                          "value; kobject_action_args() takes KEY and VALUE through "
-                          "action_arg_word_end(), which demands isalnum() and a non-empty word",
-                   strict=True)
 @pytest.mark.parametrize("args", ["A_B=1", "A=x-y", "A=", "A= B=1", "A=1 B=2 C=a.b"])
 def test_synthetic_args_must_be_alphanumeric(k, kernel, args):
     kernel.drain_uevents()

@@ -79,10 +79,7 @@ def attributes(cls: type) -> dict[str, str]:
 
 
 def abi_diff(a_name: str, b_name: str) -> str:
-    try:
-        a, b = get_profile(a_name), get_profile(b_name)
-    except ValueError as e:
-        raise KeyError(str(e)) from None
+    a, b = get_profile(a_name), get_profile(b_name)
     lines = [f"--- {a.name}: {a.series} ({a.date})", f"+++ {b.name}: {b.series} ({b.date})", ""]
     lines.append(f"  {b.summary}")
     lines.append("")

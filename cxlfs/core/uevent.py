@@ -10,7 +10,7 @@ from .errors import KernelError
 ACTIONS = ("add", "remove", "change", "move", "online", "offline", "bind", "unbind")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+_WORD = re.compile(r"^[A-Za-z0-9]+$")     # action_arg_word_end(): isalnum(), non-empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +46,10 @@ def parse_synthetic(buf: str) -> tuple[str, list[tuple[str, str]]]:
         return action, [("SYNTH_UUID", "0")]
     if not _UUID.match(rest[0]):
         raise KernelError(errno.EINVAL, "synthetic uevent: invalid UUID")
-    env = [("SYNTH_UUID", rest[0].lower())]
+    env = [("SYNTH_UUID", rest[0])]          # copied as written
     for arg in rest[1:]:
         key, sep, value = arg.partition("=")
-        if not sep or not key or not _KEY.match(key):
+        if not sep or not _WORD.match(key) or not _WORD.match(value):
             raise KernelError(errno.EINVAL, "synthetic uevent: invalid argument")
         env.append((f"SYNTH_ARG_{key}", value))
     return action, env

@@ -260,7 +260,7 @@ class MemoryHotplug:
             raise KernelError(errno.EEXIST, f"memory range [{start:#x}-{start + size - 1:#x}] already added")
         if online_type is None:
             online_type = self.policy.default_online_type
-        self.nodes.try_online_node(nid)
+        self.nodes.check_possible(nid)
         self.system_ram.append(IomemResource(start, start + size - 1, resource_name))
         memmap = memmap_on_memory and self.policy.memmap_on_memory
         blocks = []
@@ -268,10 +268,14 @@ class MemoryHotplug:
             block = MemoryBlock(self.kernel, self, first + i, nid, group, memmap)
             self.blocks[block.block_id] = block
             self.kernel.device_add(block)
-            self.nodes.link_block(block)
             blocks.append(block)
             if group is not None:
                 group.blocks.append(block)
+        # add_memory_resource(): the blocks exist first, then a new node is registered,
+        # then the blocks are linked under it
+        self.nodes.try_online_node(nid)
+        for block in blocks:
+            self.nodes.link_block(block)
         self.nodes.memory_changed(nid)
         self.nodes.zones(self.nodes.memmap_node()).touch()
         self.kernel.log.emit("debug", f"hotplug: added [mem {start:#018x}-{start + size - 1:#018x}] "

@@ -191,13 +191,16 @@ class NodeSubsys(SysfsObject):
         dev = self.devices.get(nid)
         return dev.kdir if dev is not None else None
 
+    def check_possible(self, nid: int) -> None:
+        if nid not in self.possible:
+            raise KernelError(errno.EINVAL, f"node {nid} is not possible")
+
     def try_online_node(self, nid: int) -> Node:
-        """__try_online_node(): the node directory appears with its first memory."""
+        """__register_one_node(): the node directory appears with its first memory."""
         dev = self.devices.get(nid)
         if dev is not None:
             return dev
-        if nid not in self.possible:
-            raise KernelError(errno.EINVAL, f"node {nid} is not possible")
+        self.check_possible(nid)
         dev = Node(self.kernel, self, nid, self.dram.get(nid, []))
         self.devices[nid] = dev
         self.zones(nid)
