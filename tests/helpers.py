@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 import json
 import os
 import shutil
@@ -275,3 +276,67 @@ def cxl_json(mnt: str, *args: str) -> list:
         return parse_cxl_json(proc.stdout)
     except json.JSONDecodeError as e:
         raise AssertionError(f"cxl list {' '.join(args)}: bad JSON ({e}):\n{proc.stdout}") from None
+
+
+# ==== scenarios through cxlfs exec ============================================================
+
+@dataclass
+class Out:
+    cmd: str
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> list:
+        try:
+            return parse_cxl_json(self.out)
+        except ValueError:
+            raise AssertionError(f"{self.cmd}: not JSON: {self.out!r} (stderr {self.err!r})") from None
+
+    @property
+    def text(self) -> str:
+        return self.out.strip()
+
+    def ok(self) -> "Out":
+        assert self.rc == 0, f"{self.cmd} exited {self.rc}\nstdout: {self.out}\nstderr: {self.err}"
+        return self
+
+
+def script(mnt: str, *cmds: str) -> list[Out]:
+    """Each shell command in turn, all in one `cxlfs exec` (the mount is /sys there)."""
+    res = run_batch(mnt, [["bash", "-c", c] for c in cmds])
+    return [Out(c, r.returncode, r.stdout, r.stderr) for c, r in zip(cmds, res)]
+
+
+def exists(path: str) -> str:
+    """A shell test printing yes/no (for scripts run by ``script``)."""
+    return f"test -e {path} && echo yes || echo no"
+
+
+# ==== in-process region making ===============================================================
+
+_CXL = "/bus/cxl/devices"
+
+
+def make_ram_region(k: KernelView, root: str = "decoder0.1", mems=("mem2", "mem1"),
+                    size: int | None = None, bind: str | None = "cxl_region") -> str:
+    """A committed RAM region made with raw writes (as tools/cxl-ram-region), bound to ``bind``."""
+    name = k.val(f"{_CXL}/{root}/create_ram_region")
+    k.echo(f"{_CXL}/{root}/create_ram_region", name)
+    if size is None:
+        size = min(int(k.val(f"{_CXL}/{m}/ram/size"), 0) for m in mems) * len(mems)
+    k.echo(f"{_CXL}/{name}/interleave_granularity", k.val(f"{_CXL}/{root}/interleave_granularity"))
+    k.echo(f"{_CXL}/{name}/interleave_ways", str(len(mems)))
+    k.echo(f"{_CXL}/{name}/size", hex(size))
+    for i, m in enumerate(mems):
+        ep = k.port_by_uport(m).removeprefix("endpoint")
+        dec = next(d for d in k.cxl_devices(f"decoder{ep}.")
+                   if int(k.val(f"{_CXL}/{d}/dpa_size"), 0) == 0 and not k.val(f"{_CXL}/{d}/region"))
+        k.echo(f"{_CXL}/{dec}/mode", "ram")
+        k.echo(f"{_CXL}/{dec}/dpa_size", hex(size // len(mems)))
+        k.echo(f"{_CXL}/{name}/target{i}", dec)
+    k.echo(f"{_CXL}/{name}/commit", "1")
+    if bind:
+        k.echo(f"/bus/cxl/drivers/{bind}/bind", name)
+    return name

@@ -16,7 +16,7 @@ from cxlfs import cli
 from cxlfs.abi.profiles import PROFILES, get_profile
 from cxlfs.topology.build import build
 from cxlfs.topology.spec import load
-from helpers import CXLFS, KernelView, collect, fuse_skip_reason, parse_cxl_json, run_batch, umount
+from helpers import CXLFS, KernelView, collect, make_ram_region, fuse_skip_reason, parse_cxl_json, run_batch, umount
 
 CXL = "/bus/cxl/devices"
 DRV = "/bus/cxl/drivers"
@@ -33,29 +33,6 @@ def boot(profile: str, **options: str) -> KernelView:
     topo = load()
     cli.apply_options(topo, options)
     return KernelView(build(topo, profile=profile, options=options))
-
-
-def ram_region(k: KernelView, root: str = "decoder0.1", mems=("mem2", "mem1"), size: int | None = None,
-               bind: str | None = "cxl_region") -> str:
-    """A committed RAM region made with raw writes (as tools/cxl-ram-region), bound to ``bind``."""
-    name = k.val(f"{CXL}/{root}/create_ram_region")
-    k.echo(f"{CXL}/{root}/create_ram_region", name)
-    if size is None:
-        size = min(int(k.val(f"{CXL}/{m}/ram/size"), 0) for m in mems) * len(mems)
-    k.echo(f"{CXL}/{name}/interleave_granularity", k.val(f"{CXL}/{root}/interleave_granularity"))
-    k.echo(f"{CXL}/{name}/interleave_ways", str(len(mems)))
-    k.echo(f"{CXL}/{name}/size", hex(size))
-    for i, m in enumerate(mems):
-        ep = k.port_by_uport(m).removeprefix("endpoint")
-        dec = next(d for d in k.cxl_devices(f"decoder{ep}.")
-                   if int(k.val(f"{CXL}/{d}/dpa_size"), 0) == 0 and not k.val(f"{CXL}/{d}/region"))
-        k.echo(f"{CXL}/{dec}/mode", "ram")
-        k.echo(f"{CXL}/{dec}/dpa_size", hex(size // len(mems)))
-        k.echo(f"{CXL}/{name}/target{i}", dec)
-    k.echo(f"{CXL}/{name}/commit", "1")
-    if bind:
-        k.echo(f"{DRV}/{bind}/bind", name)
-    return name
 
 
 def new_region(k: KernelView, root: str, kind: str = "ram") -> str:
@@ -250,7 +227,7 @@ def test_explicit_driver_wrong_orders(profile):
     for drv in ("cxl_sysram_region", "cxl_devdax_region"):
         assert k.errno_of(f"{DRV}/{drv}/bind", p) == errno.ENODEV, drv         # not RAM
     k.echo(f"{CXL}/decoder0.1/delete_region", r)
-    r = ram_region(k, bind="cxl_sysram_region")
+    r = make_ram_region(k, bind="cxl_sysram_region")
     s = f"sysram_{r}"
     assert k.cat(f"{CXL}/{s}/uevent") == "DEVTYPE=cxl_sysram_region\nMODALIAS=cxl:t10\n"     # unbound
     assert k.mode(f"{CXL}/{s}/online_type") == 0o644
@@ -276,7 +253,7 @@ def test_explicit_driver_wrong_orders(profile):
 @pytest.mark.parametrize("profile", ["explicit-driver-v1", "dax-online-type-v5"])
 def test_explicit_online_type_overrides_the_policy(profile):
     k = boot(profile, auto_online_blocks="online_movable")
-    r = ram_region(k, bind="cxl_sysram_region")
+    r = make_ram_region(k, bind="cxl_sysram_region")
     k.echo(f"{CXL}/sysram_{r}/online_type", "online")
     k.echo(f"{DRV}/cxl_dax_kmem_region/bind", f"sysram_{r}")
     assert zones(k, r) == {("online", "Normal")}          # MMOP_ONLINE: Normal on a fresh CXL node
@@ -284,7 +261,7 @@ def test_explicit_online_type_overrides_the_policy(profile):
 
 def test_sysram_rfc_v4_hotplug_rules():
     k = boot("sysram-rfc-v4")
-    r = ram_region(k)
+    r = make_ram_region(k)
     s = f"sysram_{r}"
     assert k.mode(f"{CXL}/{s}/hotplug") == 0o200
     assert k.cat(f"{CXL}/{s}/uevent") == "DEVTYPE=cxl_sysram\nDRIVER=cxl_sysram\nMODALIAS=cxl:t10\n"
@@ -305,7 +282,7 @@ def test_sysram_rfc_v4_hotplug_rules():
 
 def test_sysram_rfc_v4_enospc_in_process():
     k = boot("sysram-rfc-v4", block_size="2G")
-    r = ram_region(k, root="decoder0.5", mems=("mem10",), size=256 << 20)
+    r = make_ram_region(k, root="decoder0.5", mems=("mem10",), size=256 << 20)
     assert k.errno_of(f"{CXL}/sysram_{r}/hotplug", "online") == errno.ENOSPC
     assert region_blocks(k, r) == []
 
@@ -319,7 +296,7 @@ def test_sysram_rfc_v4_enospc_in_process():
 ])
 def test_sysram_rfc_v4_kconfig_default_decides_probe(options, want):
     k = boot("sysram-rfc-v4", **options)
-    r = ram_region(k)
+    r = make_ram_region(k)
     assert zones(k, r) == want
     if want:
         assert k.errno_of(f"{CXL}/sysram_{r}/hotplug", "online_movable") == errno.EBUSY
@@ -329,7 +306,7 @@ def test_design_sketch_wrong_orders():
     k = boot("design-sketch")
     assert k.errno_of(f"{DRV}/sysram_region/bind", new_region(k, "decoder0.1")) == errno.ENXIO
     k.echo(f"{CXL}/decoder0.1/delete_region", "region1")
-    r = ram_region(k, bind="sysram_region")
+    r = make_ram_region(k, bind="sysram_region")
     d = f"dax_region{r[6:]}"
     assert k.val(f"{CXL}/{d}/hotplug") == "invalid"
     assert not k.is_bound(d)
@@ -342,7 +319,7 @@ def test_design_sketch_wrong_orders():
     assert k.errno_of(f"{CXL}/{d}/hotplug", "online") == errno.EBUSY          # fixed while bound
     assert k.errno_of(f"{DRV}/dax_region/bind", d) == errno.EBUSY
     # the mainline way: cxl_region -> dax_regionN bound at once with the system default
-    r2 = ram_region(k, root="decoder0.5", mems=("mem10",), size=256 << 20)
+    r2 = make_ram_region(k, root="decoder0.5", mems=("mem10",), size=256 << 20)
     d2 = f"dax_region{r2[6:]}"
     assert k.val(f"{CXL}/{d2}/hotplug") == "default"
     assert k.is_bound(d2) and k.readlink(f"{CXL}/{d2}/driver").endswith("drivers/dax_region")

@@ -13,12 +13,11 @@ commands run inside it too."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from helpers import mount, parse_cxl_json, run_batch, umount
+from helpers import Out, exists, mount, script, umount
 
 pytestmark = [pytest.mark.clients, pytest.mark.fuse, pytest.mark.root]
 
@@ -35,35 +34,6 @@ S = "/sys/devices/system"
 MEM = f"{S}/memory"
 TIERS = "/sys/devices/virtual/memory_tiering"
 DAX_REGION0 = "/sys/bus/cxl/devices/dax_region0/dax_region"
-
-
-@dataclass
-class Out:
-    cmd: str
-    rc: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> list:
-        try:
-            return parse_cxl_json(self.out)
-        except ValueError:
-            raise AssertionError(f"{self.cmd}: not JSON: {self.out!r} (stderr {self.err!r})") from None
-
-    @property
-    def text(self) -> str:
-        return self.out.strip()
-
-    def ok(self) -> "Out":
-        assert self.rc == 0, f"{self.cmd} exited {self.rc}\nstdout: {self.out}\nstderr: {self.err}"
-        return self
-
-
-def script(mnt: str, *cmds: str) -> list[Out]:
-    """Each shell command in turn, all in one `cxlfs exec` (the mount is /sys there)."""
-    res = run_batch(mnt, [["bash", "-c", c] for c in cmds])
-    return [Out(c, r.returncode, r.stdout, r.stderr) for c, r in zip(cmds, res)]
 
 
 def states(blocks=BLOCKS) -> str:
@@ -83,10 +53,6 @@ def parse_states(out: Out) -> dict[str, tuple[str, str]]:
 
 def memtotal_kb(node: int) -> str:
     return f"awk '/MemTotal/ {{print $4}}' {S}/node/node{node}/meminfo 2>/dev/null || echo none"
-
-
-def exists(path: str) -> str:
-    return f"test -e {path} && echo yes || echo no"
 
 
 def tier_nodes() -> str:

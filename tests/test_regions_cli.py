@@ -14,12 +14,11 @@ exits 0 on most failures, so its JSON and stderr are what is checked."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from helpers import by_name, collect, mount, parse_cxl_json, run_batch, umount
+from helpers import Out, by_name, collect, exists, mount, script, umount
 
 pytestmark = [pytest.mark.clients, pytest.mark.fuse, pytest.mark.root]
 
@@ -36,41 +35,12 @@ REGION0 = 0xf010000000
 
 # ---- running a scenario ------------------------------------------------------------------------
 
-@dataclass
-class Out:
-    cmd: str
-    rc: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> list:
-        try:
-            return parse_cxl_json(self.out)
-        except ValueError:
-            raise AssertionError(f"{self.cmd}: not JSON: {self.out!r} (stderr {self.err!r})") from None
-
-    def ok(self) -> "Out":
-        assert self.rc == 0, f"{self.cmd} exited {self.rc}\nstdout: {self.out}\nstderr: {self.err}"
-        return self
-
-
-def script(mnt: str, *cmds: str) -> list[Out]:
-    """Each shell command in turn, all in one `cxlfs exec` (the mount is /sys there)."""
-    res = run_batch(mnt, [["bash", "-c", c] for c in cmds])
-    return [Out(c, r.returncode, r.stdout, r.stderr) for c, r in zip(cmds, res)]
-
-
 def regions(data) -> dict[str, dict]:
     return by_name(collect(data, "region"), "region")
 
 
 def decoders(data) -> dict[str, dict]:
     return by_name(collect(data, "decoder"), "decoder")
-
-
-def exists(path: str) -> str:
-    return f"test -e {path} && echo yes || echo no"
 
 
 # ---- topology helpers over `cxl list -P -E` ------------------------------------------------------

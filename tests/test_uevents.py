@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from helpers import CXLFS, KernelView, run_in
+from helpers import CXLFS, make_ram_region, run_in
 
 CXL = "/bus/cxl/devices"
 MEM = "/devices/system/memory"
@@ -28,29 +28,6 @@ BLOCK = 128 << 20
 
 
 # ==== helpers =====================================================================================
-
-def ram_region(k: KernelView, root: str = "decoder0.1", mems=("mem2", "mem1"),
-               bind: str | None = "cxl_region") -> str:
-    """Create, size, target and commit a RAM region with raw writes (what tools/cxl-ram-region
-    does), bound to ``bind`` unless None."""
-    name = k.val(f"{CXL}/{root}/create_ram_region")
-    k.echo(f"{CXL}/{root}/create_ram_region", name)
-    size = min(int(k.val(f"{CXL}/{m}/ram/size"), 0) for m in mems) * len(mems)
-    k.echo(f"{CXL}/{name}/interleave_granularity", k.val(f"{CXL}/{root}/interleave_granularity"))
-    k.echo(f"{CXL}/{name}/interleave_ways", str(len(mems)))
-    k.echo(f"{CXL}/{name}/size", hex(size))
-    for i, m in enumerate(mems):
-        ep = k.port_by_uport(m).removeprefix("endpoint")
-        dec = next(d for d in k.cxl_devices(f"decoder{ep}.")
-                   if int(k.val(f"{CXL}/{d}/dpa_size"), 0) == 0 and not k.val(f"{CXL}/{d}/region"))
-        k.echo(f"{CXL}/{dec}/mode", "ram")
-        k.echo(f"{CXL}/{dec}/dpa_size", hex(size // len(mems)))
-        k.echo(f"{CXL}/{name}/target{i}", dec)
-    k.echo(f"{CXL}/{name}/commit", "1")
-    if bind:
-        k.echo(f"/bus/cxl/drivers/{bind}/bind", name)
-    return name
-
 
 def short(ev) -> tuple[str, str]:
     return ev.action, ev.devpath.rsplit("/", 1)[-1]
@@ -76,7 +53,7 @@ def uevent_text(ev) -> str:
 def region1(k, kernel):
     """region1 over mem2+mem1 (2 GiB on node 3): (events of create+commit, events of bind)."""
     kernel.drain_uevents()
-    name = ram_region(k, bind=None)
+    name = make_ram_region(k, bind=None)
     created = kernel.drain_uevents()
     k.echo("/bus/cxl/drivers/cxl_region/bind", name)
     bound = kernel.drain_uevents()
