@@ -6,8 +6,6 @@ import errno
 
 import pytest
 
-from helpers import raises_errno
-
 CXL = "/bus/cxl"
 DEV = "/bus/cxl/devices"
 UUID = "0f0e0d0c-0b0a-0908-0706-050403020100"
