@@ -173,6 +173,17 @@ def cmd_monitor(args) -> int:
     return 0
 
 
+def cmd_iomem(args) -> int:
+    from .ns.runner import ExecError, control
+    try:
+        reply = control(args.mountpoint, {"cmd": "iomem"})
+    except ExecError as e:
+        print(f"cxlfs iomem: {e}", file=sys.stderr)
+        return 1
+    print(reply["text"], end="")
+    return 0
+
+
 def cmd_fault(args) -> int:
     from .ns.runner import ExecError, control
     request = {"cmd": "fault", "action": args.action, "target": args.target, "errno": args.errno,
@@ -261,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--subsystem", "-s", action="append")
     p.set_defaults(fn=cmd_monitor)
+
+    p = sub.add_parser("iomem", help="print the /proc/iomem view of the model")
+    p.add_argument("mountpoint")
+    p.set_defaults(fn=cmd_iomem)
 
     p = sub.add_parser("fault", help="inject faults (offline EBUSY, probe errors)")
     p.add_argument("mountpoint")

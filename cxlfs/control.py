@@ -17,6 +17,9 @@ async def handle_command(daemon: "Daemon", request: dict) -> dict:
         since = int(request.get("since", 0))
         lines = kernel.log.since(since)
         return {"ok": True, "lines": [[line.seq, line.level, line.format()] for line in lines]}
+    if cmd == "iomem":
+        from .iomem import iomem_text
+        return {"ok": True, "text": iomem_text(kernel)}
     if cmd == "stats":
         return {"ok": True, "stats": dict(daemon.fs.stats, requests=daemon.session.requests,
                                           cached_pages=len(daemon.fs.served),
