@@ -9,7 +9,7 @@ import queue
 import subprocess
 import threading
 import time
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Protocol
 
 import trio
 
@@ -29,7 +29,8 @@ class FuseError(Exception):
 
 
 class Handler(Protocol):
-    def init(self, kernel_flags: int) -> None: ...
+    """Answers one request: reply bytes, an awaitable of them, or None (no reply)."""
+
     def handle(self, req: P.Request) -> bytes | Awaitable[bytes] | None: ...
 
 
@@ -186,5 +187,3 @@ class Session:
         except OSError:
             pass
 
-
-AsyncReply = Callable[[], Awaitable[bytes]]
