@@ -482,9 +482,9 @@ class Regions:
                 raise region.dbg(f"{port.name}: invalid target count {ways}", errno.EINVAL)
             if ways > ref.decoder.nr_targets:
                 raise region.dbg(f"{port.name}: too many targets", errno.ENXIO)
-            granularity = region.granularity * self._ways_above(region, port)
             # position p reaches target (p / ways_above) % ways: check every endpoint agrees
             above = self._ways_above(region, port)
+            granularity = region.granularity * above
             order: list[Dport | None] = [None] * ways
             for e in ref.endpoints:
                 idx = (e.pos // above) % ways
@@ -541,6 +541,13 @@ class Regions:
             region.state = State.ACTIVE
         if region.driver is not None:
             self.kernel.release_driver(region)
+        if region.state >= State.ACTIVE:
+            # cxl_region_teardown_targets(): every switch decoder programmed for the region,
+            # including those of ports this target was the last one below
+            for ref in region.refs.values():
+                if not ref.decoder.committed:
+                    ref.decoder.reset_hpa()
+            region.state = State.INTERLEAVE_ACTIVE
         for port in self.endpoint_path(cxled):
             ref = region.refs.get(port)
             if ref is None:
@@ -550,26 +557,11 @@ class Regions:
             if not ref.endpoints:
                 ref.decoder.region = None
                 del region.refs[port]
-        if region.state >= State.ACTIVE:
-            for ref in region.refs.values():
-                if not ref.decoder.committed:
-                    ref.decoder.reset_hpa()
-            region.state = State.INTERLEAVE_ACTIVE
-        for ref in list(region.refs.values()):
-            if not ref.decoder.committed:
-                ref.decoder.reset_hpa()
         region.targets[pos] = None
         region.touch()
         cxled.region = None
         cxled.pos = -1
         cxled.reset_hpa()
-        self._forget_port_decoders(region)
-
-    def _forget_port_decoders(self, region: Region) -> None:
-        for port, ref in list(region.refs.items()):
-            if not ref.endpoints:
-                ref.decoder.region = None
-                del region.refs[port]
 
     # ---- commit -------------------------------------------------------------------------------
     def region_decoders_bottom_up(self, region: Region) -> list[tuple["CXLPort", object]]:
