@@ -123,7 +123,7 @@ def cmd_exec(args) -> int:
 
 
 def cmd_dmesg(args) -> int:
-    from .ns.runner import ExecError, control
+    from .ns.runner import control
     try:
         since = 0
         while True:
@@ -135,9 +135,6 @@ def cmd_dmesg(args) -> int:
             if not args.follow:
                 return 0
             time.sleep(0.2)
-    except ExecError as e:
-        print(f"cxlfs dmesg: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
 
@@ -174,25 +171,15 @@ def cmd_monitor(args) -> int:
 
 
 def cmd_iomem(args) -> int:
-    from .ns.runner import ExecError, control
-    try:
-        reply = control(args.mountpoint, {"cmd": "iomem"})
-    except ExecError as e:
-        print(f"cxlfs iomem: {e}", file=sys.stderr)
-        return 1
-    print(reply["text"], end="")
+    from .ns.runner import control
+    print(control(args.mountpoint, {"cmd": "iomem"})["text"], end="")
     return 0
 
 
 def cmd_fault(args) -> int:
-    from .ns.runner import ExecError, control
-    request = {"cmd": "fault", "action": args.action, "target": args.target, "errno": args.errno,
-               "count": args.count}
-    try:
-        reply = control(args.mountpoint, request)
-    except ExecError as e:
-        print(f"cxlfs fault: {e}", file=sys.stderr)
-        return 1
+    from .ns.runner import control
+    reply = control(args.mountpoint, {"cmd": "fault", "action": args.action, "target": args.target,
+                                      "errno": args.errno, "count": args.count})
     if "error" in reply:
         print(f"cxlfs fault: {reply['error']}", file=sys.stderr)
         return 1
@@ -303,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if command is not None:
         args.command = command
-    return args.fn(args)
+    from .ns.runner import ExecError
+    try:
+        return args.fn(args)
+    except ExecError as e:          # no daemon answers, the mount is not cxlfs, ...
+        print(f"cxlfs {args.cmd}: {e}", file=sys.stderr)
+        return 1
 
 
 EXEC_VALUE_OPTIONS = ("--udev-rules",)

@@ -7,7 +7,7 @@ order of side effects (driver link, dev_groups, bind/unbind uevents) are the ker
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from .attrs import Attribute, SysfsObject, attr
 from .errors import EPROBE_DEFER, KernelError
@@ -301,10 +301,17 @@ class Bus(SysfsObject):
         self.kernel.kobject_uevent(self.kdir.path(), "bus", action, env)
 
 
-def iter_descendants(dev: Device) -> Iterator[Device]:
-    for child in list(dev._child_devices):
-        yield child
-        yield from iter_descendants(child)
+class SubsystemRoot(SysfsObject):
+    """A subsystem directory that is no device (/sys/devices/system/memory, .../node): its
+    uevent file reads empty, and synthetic writes are checked but send nothing."""
+
+    @attr.rw
+    def uevent(self) -> str:
+        return ""
+
+    @uevent.store
+    def uevent(self, buf: WriteBuf) -> None:
+        parse_synthetic(buf)
 
 
 def probe_errno(err: int) -> int:

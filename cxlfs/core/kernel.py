@@ -124,7 +124,6 @@ class Kernel:
         self.platform = self.devices.mkdir("platform")
         self.system = self.devices.mkdir("system")
         self.virtual = self.devices.mkdir("virtual")
-        self.hooks_after_write: list = []
         self.features: set[str] = set()     # behaviour switches set by ABI profiles
         self.probe_faults: dict[str, list] = {}   # driver name -> [errno, remaining count (-1: always)]
         self.work: deque = deque()          # the workqueue: runs before a write returns
@@ -418,10 +417,6 @@ class Kernel:
         for obj in list(self.tree.changes.dirty):
             if isinstance(obj, Device) and obj.registered and obj.has_dynamic_attributes():
                 obj.sync_attributes()
-            elif isinstance(obj, Driver) and obj.kdir is not None:
-                pass
-        for hook in self.hooks_after_write:
-            hook()
 
     def _bug(self, what: str) -> None:
         self.log.emit("err", f"cxlfs: BUG: internal error in {what}")

@@ -68,7 +68,6 @@ class SysfsFS:
         self.rewritten: set[int] = set()      # written files whose size the next GETATTR varies
         self.owners: dict[int, tuple[int, int]] = {}     # chown'ed nodes
         self.modes: dict[int, int] = {}                  # chmod'ed directories
-        self.extra_handlers: dict[int, Callable] = {}
 
     # ==== attributes =============================================================================
     def attr_of(self, node: KNode) -> P.Attr:
@@ -122,9 +121,6 @@ class SysfsFS:
         op = req.opcode
         fn = self.HANDLERS.get(op)
         if fn is None:
-            extra = self.extra_handlers.get(op)
-            if extra is not None:
-                return extra(req)
             raise FuseError(errno.ENOSYS)
         try:
             return fn(self, req)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.attrs import SysfsObject, attr
-from ..core.device import Bus, Device
+from ..core.device import Bus, Device, SubsystemRoot
 from ..core.errors import KernelError
 from ..core.kernfs import KDir
 from ..core.parse import WriteBuf, kstrtobool, kstrtoull
@@ -148,7 +148,7 @@ class MemoryBlock(Device):
             self.mm.offline_block(self)
 
 
-class MemoryRoot(SysfsObject):
+class MemoryRoot(SubsystemRoot):
     """/sys/devices/system/memory itself."""
 
     def __init__(self, mm: "MemoryHotplug"):
@@ -166,15 +166,6 @@ class MemoryRoot(SysfsObject):
     @auto_online_blocks.store
     def auto_online_blocks(self, buf: WriteBuf) -> None:
         self.mm.policy.default_online_type = parse_online_type(buf)
-
-    @attr.rw
-    def uevent(self) -> str:
-        return ""
-
-    @uevent.store
-    def uevent(self, buf: WriteBuf) -> None:
-        from ..core.uevent import parse_synthetic
-        parse_synthetic(buf)     # validated; the subsystem root itself sends nothing
 
     def _offline_page(self, buf: WriteBuf, kind: str) -> None:
         addr = kstrtoull(buf, 0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from ..core.attrs import SysfsObject, attr
-from ..core.device import Bus, Device
+from ..core.attrs import attr
+from ..core.device import Bus, Device, SubsystemRoot
 from ..core.errors import KernelError
 from ..core.kernfs import KDir
 from ..core.parse import WriteBuf, bitmap_list
@@ -116,7 +116,7 @@ class MemoryTier(Device):
         return bitmap_list(self.nodes) + "\n"
 
 
-class NodeSubsys(SysfsObject):
+class NodeSubsys(SubsystemRoot):
     """/sys/devices/system/node: the node devices and the node state masks.
 
     Touched whenever a mask changes, so the root files and ``distance`` follow."""
@@ -166,15 +166,6 @@ class NodeSubsys(SysfsObject):
     @attr.ro
     def has_generic_initiator(self) -> str:
         return "\n"
-
-    @attr.rw
-    def uevent(self) -> str:
-        return ""
-
-    @uevent.store
-    def uevent(self, buf: WriteBuf) -> None:
-        from ..core.uevent import parse_synthetic
-        parse_synthetic(buf)
 
     # ==== node lifecycle ===============================================================================
     def nids(self) -> list[int]:
