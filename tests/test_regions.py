@@ -356,3 +356,18 @@ def test_xor_windows():
     kv.echo(f"{CXL}/{r}/target1", b)
     kv.echo(f"{CXL}/{r}/commit", "1")
     assert kv.val(f"{CXL}/{r}/commit") == "1"
+
+
+def test_detaching_the_last_target_below_a_port_clears_its_decoder(k):
+    """Leaving ACTIVE resets every switch decoder programmed for the region, including the
+    one of a port whose last target just left (cxl_region_teardown_targets)."""
+    r = sized_region(k)
+    d0 = alloc(k, "mem2", 0, 1 << 30)
+    d1 = alloc(k, "mem1", 0, 1 << 30)
+    k.echo(f"{CXL}/{r}/target0", d0)
+    k.echo(f"{CXL}/{r}/target1", d1)
+    hb1 = next(d for d in k.cxl_devices("decoder2.") if k.val(f"{CXL}/{d}/region") == r)
+    assert k.val(f"{CXL}/{hb1}/size") == "0x80000000"
+    k.echo(f"{CXL}/{r}/target1", "\n")
+    assert k.val(f"{CXL}/{hb1}/region") == ""
+    assert k.val(f"{CXL}/{hb1}/size") == "0x0" and k.val(f"{CXL}/{hb1}/start") == "0x0"
